@@ -1,0 +1,38 @@
+"""Small helpers shared by the CLI command modules."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import typer
+
+
+def bad_input(message: str) -> typer.Exit:
+    """Print ``error: message`` on stderr and return an ``Exit(2)`` to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def parse_int_list(text: str, field: str) -> list[int]:
+    """Parse ``"64,256,1024"`` into positive ints, or raise ``ValueError`` naming ``field``."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"{field}: expected comma-separated integers, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise ValueError(f"{field}: expected positive integers, got {text!r}")
+    return values
+
+
+def print_json(obj: Any) -> None:
+    """Print one JSON object on stdout (numpy scalars converted)."""
+    def default(o: Any) -> Any:
+        if hasattr(o, "item"):
+            return o.item()
+        if hasattr(o, "tolist"):
+            return o.tolist()
+        raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+    sys.stdout.write(json.dumps(obj, default=default) + "\n")

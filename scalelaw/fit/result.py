@@ -1,0 +1,157 @@
+"""`FitResult`: the saved, versioned outcome of any fit (loss surface or hyperparameter law).
+
+A fit is stored as JSON so that it can be diffed, committed next to a sweep's results and
+read back by :func:`scalelaw.recommend` without the data it was fitted on.
+
+Examples
+--------
+>>> r = FitResult(law="chinchilla", params={"E": 1.8, "A": 480.0, "B": 2100.0,
+...               "alpha": 0.35, "beta": 0.37}, conventions={"N": "total params"})
+>>> import tempfile, os
+>>> path = os.path.join(tempfile.mkdtemp(), "fit.json")
+>>> r.save(path)
+>>> load_fit(path).params["E"]
+1.8
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCHEMA = "scalelaw.fit"
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class FitResult:
+    """Parameters of a fitted law, with conventions, goodness of fit and bootstrap draws.
+
+    Parameters
+    ----------
+    law : str
+        Name of the law (a registry name such as ``"chinchilla"`` or a user label).
+    params : dict of str to float
+        Fitted values in the law's natural units (e.g. ``A``, not ``log A``).
+    kind : {"loss", "hparams"}
+        Whether the law predicts a loss surface or optimal hyperparameters.
+    conventions : dict of str to str
+        Units the law expects, e.g. ``{"N": "non-embedding params", "D": "tokens",
+        "B": "tokens", "loss": "nats"}``.
+    objective : float, optional
+        Final value of the fitting objective (e.g. Huber sum of log residuals).
+    n_points : int
+        Number of rows the fit used.
+    samples : dict of str to list of float, optional
+        Bootstrap draws, one list per parameter or derived quantity, all the same length.
+    metadata : dict
+        Anything else JSON-serialisable (protocol, dropped rows, seeds, held-out errors).
+    """
+
+    law: str
+    params: dict[str, float]
+    kind: str = "loss"
+    conventions: dict[str, str] = field(default_factory=dict)
+    objective: float | None = None
+    n_points: int = 0
+    samples: dict[str, list[float]] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("loss", "hparams"):
+            raise ValueError(f"kind: must be 'loss' or 'hparams', got {self.kind!r}")
+        self.params = {str(k): float(v) for k, v in self.params.items()}
+        if self.samples is not None:
+            self.samples = {str(k): [float(x) for x in v] for k, v in self.samples.items()}
+
+    # ----------------------------------------------------------------- uncertainty
+    def _draws(self, name: str) -> np.ndarray:
+        if not self.samples or name not in self.samples:
+            raise KeyError(f"{name}: no bootstrap samples stored (fit with bootstrap > 0)")
+        draws = np.asarray(self.samples[name], dtype=float)
+        return draws[np.isfinite(draws)]
+
+    def stderr(self, name: str) -> float:
+        """Bootstrap standard error of parameter or derived quantity ``name``."""
+        return float(np.std(self._draws(name), ddof=1))
+
+    def interval(self, name: str, level: float = 0.95) -> tuple[float, float]:
+        """Bootstrap percentile interval of ``name`` at confidence ``level``."""
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level: must lie in (0, 1), got {level}")
+        lo, hi = np.quantile(self._draws(name), [(1 - level) / 2, (1 + level) / 2])
+        return float(lo), float(hi)
+
+    # ----------------------------------------------------------------- persistence
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict, tagged with the schema name and version."""
+        out = asdict(self)
+        out["params"] = {k: _finite_or_str(v) for k, v in self.params.items()}
+        return {"schema": SCHEMA, "version": SCHEMA_VERSION, **out}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FitResult:
+        """Inverse of :meth:`to_dict`; rejects other schemas and newer versions."""
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"schema: not a scalelaw fit (got {data.get('schema')!r})")
+        version = data.get("version")
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise ValueError(
+                f"version: this scalelaw reads fit files up to version {SCHEMA_VERSION}, "
+                f"got {version!r}"
+            )
+        fields = {k: v for k, v in data.items() if k not in ("schema", "version")}
+        fields["params"] = {k: float(v) for k, v in fields["params"].items()}
+        return cls(**fields)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fit as JSON, atomically (a temp file renamed into place)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(self.to_dict(), fh, indent=1, default=_json_default)
+                fh.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+
+def load_fit(path: str | os.PathLike[str]) -> FitResult:
+    """Read a fit saved by :meth:`FitResult.save`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a scalelaw fit or comes from a newer scalelaw.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a scalelaw fit")
+    return FitResult.from_dict(data)
+
+
+def _finite_or_str(v: float) -> float | str:
+    return v if math.isfinite(v) else str(v)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

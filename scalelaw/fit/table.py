@@ -1,0 +1,120 @@
+"""Reading and validating the tables that fitters consume.
+
+Every fitter takes a :class:`pandas.DataFrame` (or a CSV / Parquet path) and names the
+columns it needs. :func:`validated_columns` turns bad input into one-line
+:class:`~scalelaw.errors.ConfigError` messages that name the column and the problem,
+which the CLI prints with exit status 2.
+
+Examples
+--------
+>>> import pandas as pd
+>>> df = pd.DataFrame({"N": [1e8, 2e8, 4e8], "D": [1e9, 2e9, 4e9], "loss": [3.1, 2.9, 2.7]})
+>>> cols = validated_columns(df, {"N": "N", "D": "D", "loss": "loss"}, min_rows=3)
+>>> cols["N"].tolist()
+[100000000.0, 200000000.0, 400000000.0]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scalelaw.errors import ConfigError
+
+TableLike = pd.DataFrame | str | os.PathLike[str]
+
+
+def read_table(table: TableLike) -> pd.DataFrame:
+    """Return ``table`` as a DataFrame, reading ``.csv``, ``.parquet`` or ``.jsonl`` paths.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the path does not exist.
+    ConfigError
+        If the suffix is not a supported table format or the file cannot be parsed.
+    """
+    if isinstance(table, pd.DataFrame):
+        return table
+    path = Path(table)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix == ".jsonl":
+            return pd.read_json(path, lines=True)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise ConfigError(f"{path}: cannot read table ({str(exc).splitlines()[0]})") from None
+    raise ConfigError(f"{path}: unsupported table format {suffix!r} (use .csv, .parquet, .jsonl)")
+
+
+def validated_columns(
+    df: pd.DataFrame,
+    columns: Mapping[str, str],
+    *,
+    positive: tuple[str, ...] | None = None,
+    min_rows: int = 1,
+    allow_duplicates: bool = False,
+) -> dict[str, np.ndarray]:
+    """Extract float64 arrays for ``columns`` after checking them.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The input table.
+    columns : mapping of role to column name
+        e.g. ``{"N": "n_params_nonembed", "D": "tokens", "loss": "eval_loss"}``.
+    positive : tuple of roles, optional
+        Roles whose values must be > 0 (default: all of them).
+    min_rows : int
+        Fewer rows than this (e.g. the number of law parameters) is an error.
+    allow_duplicates : bool
+        If False, rows identical in all requested columns are an error.
+
+    Returns
+    -------
+    dict of role to ndarray (float64)
+
+    Raises
+    ------
+    ConfigError
+        Missing or non-numeric column, NaN or inf, non-positive value, duplicated rows or
+        too few rows; the message names the column.
+    """
+    missing = [name for name in columns.values() if name not in df.columns]
+    if missing:
+        have = ", ".join(map(str, df.columns[:12]))
+        raise ConfigError(f"column {missing[0]!r}: not in table (columns: {have})")
+    positive = tuple(columns) if positive is None else positive
+    out: dict[str, np.ndarray] = {}
+    for role, name in columns.items():
+        try:
+            values = pd.to_numeric(df[name], errors="raise").to_numpy(dtype=np.float64)
+        except (ValueError, TypeError):
+            raise ConfigError(f"column {name!r}: not numeric") from None
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ConfigError(f"column {name!r}: {int(bad.sum())} NaN/inf value(s), first at row {row}")
+        if role in positive and (values <= 0).any():
+            row = int(np.flatnonzero(values <= 0)[0])
+            raise ConfigError(f"column {name!r}: must be > 0, got {values[row]:g} at row {row}")
+        out[role] = values
+    n = len(df)
+    if n < min_rows:
+        raise ConfigError(f"table: {n} row(s), need at least {min_rows} for this fit")
+    if not allow_duplicates:
+        dup = pd.DataFrame(out).duplicated()
+        if dup.any():
+            row = int(np.flatnonzero(dup.to_numpy())[0])
+            cols = ", ".join(columns.values())
+            raise ConfigError(f"table: row {row} duplicates an earlier row in ({cols})")
+    return out
