@@ -162,9 +162,11 @@ class Parametrization:
 
     def attention_scale(self, head_dim: int, base_head_dim: int | None = None) -> float:
         """Factor multiplying ``q . k``: ``sqrt(d_base)/d`` ("1/d") or ``1/sqrt(d)``."""
+        scale = 1.0 / math.sqrt(head_dim)
         if self.attention == "1/sqrt(d)":
-            return 1.0 / math.sqrt(head_dim)
-        return math.sqrt(base_head_dim or head_dim) / head_dim
+            return scale
+        # sqrt(d_base)/d written so that it is bit-identical to 1/sqrt(d) at the base.
+        return scale * math.sqrt((base_head_dim or head_dim) / head_dim)
 
     def depth_mult(self, depth: int) -> float:
         """``L = depth / base_depth`` for CompleteP, else 1."""

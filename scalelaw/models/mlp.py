@@ -1,0 +1,117 @@
+"""A plain ReLU MLP with muP multipliers, for fast tests and coordinate checks.
+
+``x (B, d_in) -> width -> [width -> width] * depth -> d_out``, with biases. Hidden layers
+are stacked along a leading layer axis and run with :func:`jax.lax.scan`.
+
+Examples
+--------
+>>> import jax.numpy as jnp
+>>> from flax import nnx
+>>> from scalelaw.models.config import MLPConfig
+>>> model = MLP(MLPConfig(width=64, depth=2, d_in=8, d_out=3), rngs=nnx.Rngs(0))
+>>> model(jnp.ones((5, 8))).shape
+(5, 3)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from scalelaw.models.config import MLPConfig
+from scalelaw.mup.roles import infer_roles
+from scalelaw.mup.rules import Parametrization
+
+Params = dict[str, jax.Array]
+
+
+def _sp(config: MLPConfig) -> Parametrization:
+    return Parametrization("sp", base_width=config.width)
+
+
+def init_params(
+    config: MLPConfig, parametrization: Parametrization | None, key: jax.Array
+) -> Params:
+    """Initial parameters (float32); biases start at zero."""
+    p = parametrization or _sp(config)
+    W, L = config.width, config.depth
+    k_in, k_h, k_out = jax.random.split(key, 3)
+    out_std = p.init_std("output", W, p.base_width)
+    return {
+        "w_in": p.init_std("input", config.d_in, config.d_in)
+        * jax.random.normal(k_in, (config.d_in, W)),
+        "b_in": jnp.zeros((W,)),
+        "w_h": p.init_std("hidden", W, W) * jax.random.normal(k_h, (L, W, W)),
+        "b_h": jnp.zeros((L, W)),
+        "readout": out_std * jax.random.normal(k_out, (W, config.d_out)),
+    }
+
+
+def roles(
+    config: MLPConfig, parametrization: Parametrization, overrides: dict[str, str] | None = None
+) -> Any:
+    """The muP role of every parameter (see :func:`scalelaw.mup.roles.infer_roles`)."""
+
+    def make(width: int, depth: int) -> Params:
+        return init_params(config.replace(width=width, depth=depth), parametrization,
+                           jax.random.key(0))
+
+    return infer_roles(make, parametrization.base_width, config.width,
+                       depth=max(config.depth, 1), overrides=overrides)
+
+
+def forward(
+    params: Params,
+    x: jax.Array,
+    config: MLPConfig,
+    parametrization: Parametrization | None = None,
+    *,
+    with_activations: bool = False,
+) -> Any:
+    """Outputs ``(B, d_out)``; with ``with_activations`` also per-layer mean |output|."""
+    p = parametrization or _sp(config)
+    out_mult = p.layer_rule("output", config.width / p.base_width).forward_mult
+    l1 = lambda a: jnp.mean(jnp.abs(a))  # noqa: E731
+    h = jax.nn.relu(x @ params["w_in"] + params["b_in"])
+    stats = {"input": l1(h)}
+
+    def layer(h: jax.Array, w: Params) -> tuple[jax.Array, jax.Array]:
+        h = jax.nn.relu(h @ w["w"] + w["b"])
+        return h, l1(h)
+
+    h, per_layer = jax.lax.scan(layer, h, {"w": params["w_h"], "b": params["b_h"]})
+    out = out_mult * (h @ params["readout"])
+    if not with_activations:
+        return out
+    for i in range(config.depth):
+        stats[f"hidden{i}"] = per_layer[i]
+    stats["readout"] = l1(out)
+    return out, stats
+
+
+class MLP(nnx.Module):
+    """Flax NNX wrapper of :func:`forward`."""
+
+    def __init__(
+        self, config: MLPConfig, parametrization: Parametrization | None = None, *,
+        rngs: nnx.Rngs,
+    ) -> None:
+        self.config = config
+        self.parametrization = parametrization or _sp(config)
+        values = init_params(config, self.parametrization, rngs.params())
+        self._names = tuple(sorted(values))
+        for name, value in values.items():
+            setattr(self, name, nnx.Param(value))
+
+    def params(self) -> Params:
+        return {name: getattr(self, name)[...] for name in self._names}
+
+    def roles(self, overrides: dict[str, str] | None = None) -> Any:
+        return roles(self.config, self.parametrization, overrides)
+
+    def __call__(self, x: jax.Array, *, with_activations: bool = False) -> Any:
+        return forward(self.params(), x, self.config, self.parametrization,
+                       with_activations=with_activations)

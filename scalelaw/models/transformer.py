@@ -1,0 +1,225 @@
+"""A LLaMA-style decoder-only language model with muP/CompleteP multipliers.
+
+Pre-norm RMSNorm, rotary positions, GELU or SwiGLU MLP, no biases, tied or untied
+embeddings. The blocks' weights are stacked along a leading layer axis and run with
+:func:`jax.lax.scan`, so compile time does not grow with depth and role inference sees
+the layer axis (:mod:`scalelaw.mup.roles`).
+
+The model is a pure function of a flat parameter dict (:func:`init_params`,
+:func:`forward`) -- what the training loop jits -- and :class:`Transformer` wraps it as a
+Flax NNX module. Shapes in comments: B batch, T time, D width, H heads, K head_dim,
+F MLP width, V vocab, L depth.
+
+Where the parametrization enters (TP V Table 8; Dey et al. 2025):
+
+- init std from :meth:`Parametrization.init_std` (readout keeps its base-width scale
+  under muP, optional zero-init readout and query);
+- readout forward multiplier ``output_mult / m``, ``m = width / base_width``;
+- attention logits times :meth:`Parametrization.attention_scale` (``1/d`` under muP);
+- residual branches times ``depth_mult^-alpha`` under CompleteP.
+
+Examples
+--------
+>>> import jax, jax.numpy as jnp
+>>> from flax import nnx
+>>> from scalelaw.models.config import TransformerConfig
+>>> from scalelaw.mup.rules import Parametrization
+>>> cfg = TransformerConfig(width=32, depth=2, head_dim=8, context=16)
+>>> model = Transformer(cfg, Parametrization("mup", base_width=32), rngs=nnx.Rngs(0))
+>>> model(jnp.zeros((2, 16), jnp.int32)).shape
+(2, 16, 256)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from scalelaw.models.config import TransformerConfig
+from scalelaw.mup.roles import infer_roles
+from scalelaw.mup.rules import Parametrization
+
+Params = dict[str, jax.Array]
+
+
+def _sp(config: TransformerConfig) -> Parametrization:
+    return Parametrization("sp", base_width=config.width)
+
+
+def init_params(
+    config: TransformerConfig, parametrization: Parametrization | None, key: jax.Array
+) -> Params:
+    """Initial parameters (float32) under ``parametrization`` (default SP)."""
+    p = parametrization or _sp(config)
+    D, L, F, V = config.width, config.depth, config.mlp_width, config.vocab
+    keys = iter(jax.random.split(key, 9))
+
+    def normal(shape: tuple[int, ...], std: float) -> jax.Array:
+        return std * jax.random.normal(next(keys), shape, jnp.float32)
+
+    hidden_d = p.init_std("hidden", D, D)
+    hidden_f = p.init_std("hidden", F, F)
+    params = {
+        "embed": normal((V, D), p.init_std("input", V, V)),
+        "wq": normal((L, D, D), 0.0 if p.zero_init_query else hidden_d),
+        "wk": normal((L, D, D), hidden_d),
+        "wv": normal((L, D, D), hidden_d),
+        "wo": normal((L, D, D), hidden_d),
+        "w1": normal((L, D, F), hidden_d),
+        "w2": normal((L, F, D), hidden_f),
+        "attn_norm": jnp.ones((L, D), jnp.float32),
+        "mlp_norm": jnp.ones((L, D), jnp.float32),
+        "norm": jnp.ones((D,), jnp.float32),
+    }
+    if config.mlp == "swiglu":
+        params["w3"] = normal((L, D, F), hidden_d)
+    if not config.tied_embeddings:
+        params["readout"] = normal((D, V), p.init_std("output", D, p.base_width))
+    return params
+
+
+def roles(
+    config: TransformerConfig,
+    parametrization: Parametrization,
+    overrides: dict[str, str] | None = None,
+) -> Any:
+    """The muP role of every parameter, inferred from shapes at two widths and depths."""
+
+    def make(width: int, depth: int) -> Params:
+        cfg = config.replace(width=width, depth=depth)
+        return init_params(cfg, parametrization, jax.random.key(0))
+
+    return infer_roles(
+        make, parametrization.base_width, config.width, depth=config.depth,
+        probe_width=_probe_width(config, parametrization.base_width), overrides=overrides,
+    )
+
+
+def _probe_width(config: TransformerConfig, base_width: int) -> int:
+    """A second width that keeps ``width % head_dim == 0``."""
+    if config.width != base_width:
+        return config.width
+    return base_width + config.head_dim
+
+
+def rms_norm(x: jax.Array, gain: jax.Array, eps: float = 1e-6) -> jax.Array:
+    """RMSNorm over the last axis (Zhang & Sennrich 2019)."""
+    scale = jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + eps)
+    return x * scale * gain
+
+
+def rotary(x: jax.Array, theta: float = 10000.0) -> jax.Array:
+    """Rotary position embedding (Su et al. 2021) of ``x: (B, T, H, K)``, K even."""
+    T, K = x.shape[1], x.shape[-1]
+    freqs = theta ** (-jnp.arange(0, K // 2, dtype=jnp.float32) / (K // 2))
+    angles = jnp.arange(T, dtype=jnp.float32)[:, None] * freqs[None, :]  # (T, K/2)
+    cos, sin = jnp.cos(angles)[None, :, None, :], jnp.sin(angles)[None, :, None, :]
+    x1, x2 = x[..., : K // 2], x[..., K // 2 :]
+    return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1).astype(x.dtype)
+
+
+def forward(
+    params: Params,
+    tokens: jax.Array,
+    config: TransformerConfig,
+    parametrization: Parametrization | None = None,
+    *,
+    with_activations: bool = False,
+) -> jax.Array | tuple[jax.Array, dict[str, jax.Array]]:
+    """Logits ``(B, T, V)`` for ``tokens: (B, T)``.
+
+    With ``with_activations`` also returns the mean absolute value ("l1") of every
+    module's output, as ``{name: scalar}`` with per-layer names ``"layer{i}.q"`` etc.,
+    for the coordinate check.
+    """
+    p = parametrization or _sp(config)
+    B, T = tokens.shape
+    H, K = config.n_heads, config.head_dim
+    res_mult = p.residual_mult(config.depth)
+    attn_scale = p.attention_scale(K)
+    out_mult = p.layer_rule("output", config.width / p.base_width).forward_mult
+    mask = jnp.tril(jnp.ones((T, T), bool))
+    l1 = lambda a: jnp.mean(jnp.abs(a))  # noqa: E731
+
+    x = params["embed"][tokens]  # (B, T, D)
+    stats: dict[str, jax.Array] = {"embed": l1(x)}
+    blocks = {k: params[k] for k in ("wq", "wk", "wv", "wo", "w1", "w2", "w3",
+                                     "attn_norm", "mlp_norm") if k in params}
+
+    def block(x: jax.Array, w: Params) -> tuple[jax.Array, dict[str, jax.Array]]:
+        h = rms_norm(x, w["attn_norm"])
+        q = (h @ w["wq"]).reshape(B, T, H, K)
+        k = (h @ w["wk"]).reshape(B, T, H, K)
+        v = (h @ w["wv"]).reshape(B, T, H, K)
+        qr, kr = rotary(q), rotary(k)
+        logits = jnp.einsum("bthk,bshk->bhts", qr, kr) * attn_scale
+        probs = jax.nn.softmax(jnp.where(mask, logits, -jnp.inf), axis=-1)
+        attn = jnp.einsum("bhts,bshk->bthk", probs, v).reshape(B, T, H * K) @ w["wo"]
+        x = x + res_mult * attn
+        h = rms_norm(x, w["mlp_norm"])
+        pre = h @ w["w1"]  # (B, T, F)
+        act = jax.nn.silu(pre) * (h @ w["w3"]) if "w3" in w else jax.nn.gelu(pre)
+        mlp = act @ w["w2"]
+        x = x + res_mult * mlp
+        s = {"q": l1(q), "k": l1(k), "v": l1(v), "attn_logits": l1(logits),
+             "attn_out": l1(attn), "mlp_in": l1(pre), "mlp_out": l1(mlp), "residual": l1(x)}
+        return x, s
+
+    x, per_layer = jax.lax.scan(block, x, blocks)
+    x = rms_norm(x, params["norm"])
+    readout = params["readout"] if "readout" in params else params["embed"].T
+    logits = out_mult * (x @ readout)
+    if not with_activations:
+        return logits
+    for name, values in per_layer.items():
+        for i in range(config.depth):
+            stats[f"layer{i}.{name}"] = values[i]
+    stats["readout"] = l1(logits)
+    return logits, stats
+
+
+def cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    """Mean next-token cross-entropy in nats; ``logits (..., V)``, integer ``targets``."""
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    return -jnp.mean(jnp.take_along_axis(logp, targets[..., None], axis=-1))
+
+
+class Transformer(nnx.Module):
+    """Flax NNX wrapper of :func:`forward`; parameters are :class:`nnx.Param` attributes.
+
+    Parameters
+    ----------
+    config : TransformerConfig
+    parametrization : Parametrization, optional
+        Default SP at ``config.width``.
+    rngs : nnx.Rngs
+    """
+
+    def __init__(
+        self,
+        config: TransformerConfig,
+        parametrization: Parametrization | None = None,
+        *,
+        rngs: nnx.Rngs,
+    ) -> None:
+        self.config = config
+        self.parametrization = parametrization or _sp(config)
+        values = init_params(config, self.parametrization, rngs.params())
+        self._names = tuple(sorted(values))
+        for name, value in values.items():
+            setattr(self, name, nnx.Param(value))
+
+    def params(self) -> Params:
+        """The parameters as a flat dict of arrays (the layout :func:`forward` takes)."""
+        return {name: getattr(self, name)[...] for name in self._names}
+
+    def roles(self, overrides: dict[str, str] | None = None) -> Any:
+        """Roles parallel to :meth:`params` (see :func:`roles`)."""
+        return roles(self.config, self.parametrization, overrides)
+
+    def __call__(self, tokens: jax.Array, *, with_activations: bool = False) -> Any:
+        return forward(self.params(), tokens, self.config, self.parametrization,
+                       with_activations=with_activations)
