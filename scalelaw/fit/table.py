@@ -103,7 +103,8 @@ def validated_columns(
         bad = ~np.isfinite(values)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise ConfigError(f"column {name!r}: {int(bad.sum())} NaN/inf value(s), first at row {row}")
+            count = int(bad.sum())
+            raise ConfigError(f"column {name!r}: {count} NaN/inf value(s), first at row {row}")
         if role in positive and (values <= 0).any():
             row = int(np.flatnonzero(values <= 0)[0])
             raise ConfigError(f"column {name!r}: must be > 0, got {values[row]:g} at row {row}")
