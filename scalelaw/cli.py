@@ -17,10 +17,14 @@ import importlib
 import pkgutil
 import sys
 
-import click
 import typer
 
 from scalelaw import _cli
+
+try:  # typer >= 0.2x vendors click as typer._click; older typer uses click itself
+    from typer._click import exceptions as _exc
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as _exc
 
 app = typer.Typer(
     name="scalelaw",
@@ -39,18 +43,17 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn usage and input errors into one line and exit status 2."""
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="scalelaw")
-    except click.exceptions.NoArgsIsHelpError as exc:  # bare `scalelaw`: help was asked for
-        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+    except _exc.NoArgsIsHelpError:  # bare `scalelaw`: the help has been printed
         sys.exit(0)
-    except click.UsageError as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
+    except _exc.UsageError as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
         sys.exit(130)
     except (ValueError, FileNotFoundError, IsADirectoryError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        click.echo(f"error: {msg}", err=True)
+        typer.echo(f"error: {msg}", err=True)
         sys.exit(2)
     sys.exit(rv if isinstance(rv, int) else 0)
 

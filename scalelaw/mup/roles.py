@@ -30,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -139,7 +140,8 @@ def infer_roles(
     roles = []
     for i, (path, leaf) in enumerate(flat):
         name = path_str(path)
-        role = _classify(name, leaf.shape, *(ls[i].shape for ls in leaves))
+        role = _classify(name, leaf.shape, *(ls[i].shape for ls in leaves),
+                         flatten=name in overrides)
         if name in overrides:
             role = _with_kind(role, overrides.pop(name))
         roles.append(role)
@@ -150,17 +152,20 @@ def infer_roles(
 
 def _classify(
     name: str, shape: tuple[int, ...], base: tuple[int, ...], probe: tuple[int, ...],
-    deeper: tuple[int, ...],
+    deeper: tuple[int, ...], flatten: bool = False,
 ) -> Role:
     if not (len(shape) == len(base) == len(probe) == len(deeper)):
         raise ValueError(f"{name}: rank changes with width or depth; cannot infer its role")
     in_block = len(shape) > 0 and deeper[0] != shape[0]
     core, base_core, probe_core = (s[1:] if in_block else s for s in (shape, base, probe))
+    if flatten and len(core) > 2:  # overridden: read it as (fan_in, everything else)
+        core, base_core, probe_core = (
+            (c[0], math.prod(c[1:])) for c in (core, base_core, probe_core))
     infinite = [b != p for b, p in zip(base_core, probe_core, strict=True)]
     if len(core) > 2:
         raise ValueError(
             f"{name}: cannot infer the role of a parameter with shape {shape}; "
-            "pass overrides={path: role} or reshape it to (fan_in, fan_out)"
+            "pass overrides={path: role} (read as (fan_in, rest)) or store it as (fan_in, fan_out)"
         )
     if len(core) == 0 or not any(infinite):
         fan_in = core[0] if len(core) == 2 else 1

@@ -1,0 +1,129 @@
+"""``scalelaw fit-hparams`` and ``scalelaw recommend``.
+
+Heavy modules (pandas, scipy, matplotlib) are imported inside the commands; ``recommend``
+needs only :mod:`scalelaw.recommend` (no JAX), so it starts quickly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scalelaw._cli._common import print_json
+
+
+def _table(title: str, rows: list[tuple[str, str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    table.add_column("quantity", style="bold")
+    table.add_column("value")
+    for key, value in rows:
+        table.add_row(key, value)
+    Console().print(table)
+
+
+def fit_hparams_cmd(
+    table: Annotated[Path, typer.Argument(help="Runs table (.csv, .parquet, .jsonl).")],
+    n: Annotated[str, typer.Option("--n", help="Column with parameters N.")] = "N",
+    d: Annotated[str, typer.Option("--d", help="Column with training tokens D.")] = "D",
+    lr: Annotated[str, typer.Option("--lr", help="Column with the peak LR.")] = "lr",
+    batch: Annotated[str, typer.Option("--batch", help="Column with the batch size.")] = "bs",
+    batch_unit: Annotated[
+        str, typer.Option("--batch-unit", help="sequences or tokens.")
+    ] = "sequences",
+    seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")] = 2048,
+    loss: Annotated[str, typer.Option("--loss", help="Column with the final loss.")] = "loss",
+    method: Annotated[str, typer.Option("--method", help="band (Step Law) or bowl.")] = "band",
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Band: relative loss to the cell's best.")
+    ] = 0.0025,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    save: Annotated[Path | None, typer.Option("--save", help="Save the fit (JSON).")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Save LR x batch bowls.")] = None,
+) -> None:
+    """Fit optimal-LR and batch-size laws lr*(N, D), B*(D) to an LR x batch grid."""
+    from scalelaw.fit.hparams import fit_hparams, load_runs
+
+    kw = {"n": n, "d": d, "lr": lr, "batch": batch, "loss": loss,
+          "batch_unit": batch_unit, "seq_len": seq_len}
+    runs = load_runs(table, **kw)
+    fit = fit_hparams(runs.rename(columns={"batch_tokens": "bs"}), batch_unit="tokens",
+                      loss="loss", method=method, threshold=threshold,
+                      bootstrap=bootstrap, seed=seed)
+    fit.metadata.update({"columns": {"N": n, "D": d, "lr": lr, "batch": batch, "loss": loss},
+                         "batch_unit": batch_unit, "seq_len": seq_len, "table": str(table)})
+    if plot is not None:
+        from scalelaw.fit.plots_hparams import plot_bowls
+
+        plot_bowls(runs, fit, path=plot, threshold=threshold)
+    if save is not None:
+        fit.save(save)
+    p = fit.params
+    if as_json:
+        print_json(fit.to_dict() | {"saved": str(save) if save else None})
+        return
+    rows = [
+        ("lr*", f"{p['lr_prefactor']:.4g} N^{p['lr_coefN']:.4f} D^{p['lr_coefD']:.4f}"),
+        ("B* (tokens)", f"{p['bs_prefactor']:.4g} D^{p['bs_coefD']:.4f}"),
+        ("method", f"{method} ({fit.metadata['estimate']}); points {fit.n_points}, "
+                   f"cells {fit.metadata['n_cells']}"),
+    ]
+    if fit.samples:
+        for name in ("lr_coefN", "lr_coefD", "bs_coefD"):
+            lo, hi = fit.interval(name)
+            rows.append((f"{name} 95%", f"[{lo:.4f}, {hi:.4f}]"))
+    if save is not None:
+        rows.append(("saved", str(save)))
+    _table("optimal-hyperparameter laws", rows)
+
+
+def recommend_cmd(
+    params: Annotated[float, typer.Option("--params", help="Parameters N.")],
+    tokens: Annotated[float, typer.Option("--tokens", help="Training tokens D.")],
+    laws: Annotated[Path | None, typer.Option("--laws", help="A saved hparams fit.")] = None,
+    seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")] = 2048,
+    source: Annotated[
+        str, typer.Option("--source", help="Published law: steplaw, deepseek, power.")
+    ] = "steplaw",
+    parametrization: Annotated[
+        str | None, typer.Option("--parametrization", help="sp, mup or completep.")
+    ] = None,
+    width: Annotated[int | None, typer.Option("--width", help="Target width.")] = None,
+    base_width: Annotated[
+        int | None, typer.Option("--base-width", help="Base width of the parametrization.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Recommend peak LR, batch size, weight decay and schedule for a run."""
+    from scalelaw.recommend import recommend
+
+    for flag, value in (("--params", params), ("--tokens", tokens)):
+        if not value > 0 or value == float("inf"):
+            raise ValueError(f"{flag}: must be a positive finite number, got {value!r}")
+    param = None
+    if parametrization is not None:
+        from scalelaw.mup.rules import Parametrization
+
+        if base_width is None:
+            raise ValueError("--base-width: required with --parametrization")
+        param = Parametrization(parametrization, base_width=base_width)
+    elif width is not None or base_width is not None:
+        raise ValueError("--width/--base-width: only meaningful with --parametrization")
+    rec = recommend(params, tokens, laws=laws, seq_len=seq_len, source=source,
+                    parametrization=param, width=width)
+    if as_json:
+        print_json(rec.to_dict())
+        return
+    _table(f"recommendation for N = {params:.3g}, D = {tokens:.3g}", rec.rows())
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``fit-hparams`` and ``recommend`` to the ``scalelaw`` app."""
+    app.command("fit-hparams")(fit_hparams_cmd)
+    app.command("recommend")(recommend_cmd)

@@ -1,0 +1,78 @@
+"""Matplotlib figures for the parametrization and training layers.
+
+Fit figures live in :mod:`scalelaw.fit.plots` (and ``plots_hparams``) so that the fitting
+package stays importable without anything else. Every function writes its file
+atomically: a figure is drawn to a temporary file and renamed into place, so a failure
+never leaves half a PNG behind.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
+    """Save ``fig`` to ``path`` atomically (format from the suffix) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    if path.suffix.lower().lstrip(".") not in fig.canvas.get_supported_filetypes():
+        plt.close(fig)
+        raise ValueError(f"plot: unsupported figure format {path.suffix!r} for {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    finally:
+        plt.close(fig)
+
+
+def plot_coord_check(data: pd.DataFrame, path: str | os.PathLike[str], title: str = "") -> None:
+    """The usual coordinate-check figure: one panel per module, l1 against width (log-log),
+    one line per step ``t``.
+
+    Parameters
+    ----------
+    data : DataFrame
+        ``CoordCheck.data`` (columns ``width, module, t, l1``).
+    path : path
+        Output file (``.png``, ``.pdf``, ``.svg``).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modules = list(dict.fromkeys(data["module"]))
+    cols = min(6, len(modules))
+    rows = math.ceil(len(modules) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.2 * rows), squeeze=False)
+    for ax, module in zip(axes.flat, modules, strict=False):
+        sub = data[data["module"] == module]
+        for t, line in sub.groupby("t"):
+            l1 = line["l1"].where(line["l1"] > 0)  # zeros (zero-init readout) are not drawn
+            ax.plot(line["width"], l1, marker="o", ms=3, label=f"t={t}")
+        ax.set_xscale("log", base=2)
+        if (sub["l1"] > 0).any():
+            ax.set_yscale("log")
+        ax.set_title(module, fontsize=8)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[len(modules):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
+    fig.supxlabel("width")
+    fig.supylabel("mean |activation|")
+    if title:
+        fig.suptitle(title)
+    save_figure(fig, path)

@@ -1,0 +1,297 @@
+"""``recommend()``: peak LR, batch size, weight decay and schedule for a planned run.
+
+With no fitted laws the published registry (:mod:`scalelaw.published`) is used — Step
+Law (Li et al. 2025, arXiv 2503.04715, Eq. 1) by default — and ``source`` says which. With
+``laws=`` (a ``kind="hparams"`` :class:`~scalelaw.fit.result.FitResult`, a path to one saved
+with ``FitResult.save``, or a pair of callables ``(lr(N, D), batch_tokens(N, D))``) the
+user's law is used, with 95% intervals from its bootstrap samples.
+
+Weight decay: no published width-free optimum is in the registry, so the AdamW timescale
+τ = B/(η·λ·D) of Power Lines (Bergsma et al. 2025, arXiv 2505.13738) is held at a stated
+default (``wd_timescale``, 0.1) and λ = B/(η·τ·D).
+
+With a muP :class:`~scalelaw.mup.rules.Parametrization` and a target ``width`` the
+per-role LRs and weight decays are listed (``LayerRule.lr_mult`` and ``wd_mult`` at
+``width / base_width``).
+
+This module imports neither JAX nor model code, so ``scalelaw recommend`` starts quickly.
+
+Examples
+--------
+>>> rec = recommend(1e9, 1e11)
+>>> round(rec.lr, 6), rec.batch_sequences
+(0.001632, 541)
+>>> rec.source.startswith("Step Law")
+True
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from scalelaw import published
+from scalelaw.fit.result import FitResult, load_fit
+
+_COEFS = ("lr_intercept", "lr_coefN", "lr_coefD", "bs_intercept", "bs_coefD")
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """Recommended hyperparameters for a run of ``n_params`` parameters on ``n_tokens``.
+
+    Attributes
+    ----------
+    lr : float
+        Peak learning rate (the optimizer's global LR; muP per-role values in ``per_role``).
+    batch_tokens : float
+        Batch size in tokens as the law gives it (not rounded).
+    batch_sequences : int
+        ``batch_tokens / seq_len`` rounded to a whole number of sequences (at least 1).
+    weight_decay : float
+        Coupled AdamW weight decay (see ``weight_decay_source``).
+    schedule : dict
+        Name, constants and a one-line ``description`` of the LR schedule.
+    intervals : dict
+        95% intervals ``{"lr": (lo, hi), "batch_tokens": (lo, hi)}`` when known.
+    source : str
+        Which law produced ``lr`` and ``batch_tokens``.
+    compute : dict
+        C = 6·N·D and the Chinchilla / Epoch compute-optimal N, D and tokens per parameter.
+    per_role : tuple of dict
+        With a parametrization: ``role, lr, weight_decay, lr_mult, wd_mult, forward_mult``.
+    notes : tuple of str
+        Approximations made (e.g. DeepSeek's M ≈ 6N).
+    """
+
+    n_params: float
+    n_tokens: float
+    seq_len: int
+    lr: float
+    batch_tokens: float
+    batch_sequences: int
+    weight_decay: float
+    schedule: dict[str, Any]
+    intervals: dict[str, tuple[float, float]]
+    source: str
+    weight_decay_source: str
+    compute: dict[str, float]
+    per_role: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists)."""
+        return {
+            "n_params": self.n_params, "n_tokens": self.n_tokens, "seq_len": self.seq_len,
+            "lr": self.lr, "batch_tokens": self.batch_tokens,
+            "batch_sequences": self.batch_sequences, "weight_decay": self.weight_decay,
+            "schedule": dict(self.schedule),
+            "intervals": {k: list(v) for k, v in self.intervals.items()},
+            "source": self.source, "weight_decay_source": self.weight_decay_source,
+            "compute": dict(self.compute), "per_role": [dict(r) for r in self.per_role],
+            "notes": list(self.notes),
+        }
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(quantity, value) rows for a table; used by ``__str__`` and the CLI."""
+        def iv(name: str) -> str:
+            if name not in self.intervals:
+                return ""
+            lo, hi = self.intervals[name]
+            return f"  [95%: {lo:.4g}, {hi:.4g}]"
+
+        c = self.compute
+        out = [
+            ("peak lr", f"{self.lr:.4g}{iv('lr')}"),
+            ("batch", f"{self.batch_sequences} seq x {self.seq_len} = "
+                      f"{self.batch_sequences * self.seq_len:,} tokens "
+                      f"(law: {self.batch_tokens:,.0f}){iv('batch_tokens')}"),
+            ("weight decay", f"{self.weight_decay:.4g}"),
+            ("schedule", self.schedule.get("description", self.schedule.get("name", ""))),
+            ("source", self.source),
+            ("weight decay source", self.weight_decay_source),
+            ("compute 6ND", f"{c['flops']:.3g} FLOPs; tokens/param {c['tokens_per_param']:.3g}"),
+        ]
+        for name in published.ALLOCATIONS:
+            out.append((f"{name} optimum", f"N {c[name + '_n_opt']:.3g}, D "
+                        f"{c[name + '_d_opt']:.3g}, tokens/param "
+                        f"{c[name + '_tokens_per_param']:.3g}"))
+        for r in self.per_role:
+            out.append((f"{r['role']} (x{r['lr_mult']:.3g} lr, x{r['wd_mult']:.3g} wd)",
+                        f"lr {r['lr']:.4g}, weight decay {r['weight_decay']:.4g}"))
+        out.extend(("note", n) for n in self.notes)
+        return out
+
+    def __str__(self) -> str:
+        rows = self.rows()
+        width = max(len(k) for k, _ in rows)
+        head = f"Recommendation for N = {self.n_params:.3g} params, D = {self.n_tokens:.3g} tokens"
+        return "\n".join([head, *(f"  {k:<{width}}  {v}" for k, v in rows)])
+
+
+def _check_positive(name: str, value: object) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}: must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _quantile(xs: list[float], q: float) -> float:
+    xs = sorted(x for x in xs if math.isfinite(x))
+    pos = q * (len(xs) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def _from_fit(fit: FitResult, n: float, d: float) -> tuple[float, float, dict, str]:
+    p = fit.params
+    missing = [k for k in _COEFS if k not in p]
+    if fit.kind != "hparams" or missing:
+        raise ValueError(
+            f"laws: expected a kind='hparams' fit with {', '.join(_COEFS)}; "
+            f"got law {fit.law!r} (kind {fit.kind!r})"
+        )
+
+    def ev(c: dict[str, float]) -> tuple[float, float]:
+        ln, ld = math.log(n), math.log(d)
+        return (math.exp(c["lr_intercept"] + c["lr_coefN"] * ln + c["lr_coefD"] * ld),
+                math.exp(c["bs_intercept"] + c["bs_coefD"] * ld))
+
+    lr, bs = ev(p)
+    intervals: dict[str, tuple[float, float]] = {}
+    if fit.samples and all(k in fit.samples for k in _COEFS):
+        draws = [ev(dict(zip(_COEFS, row, strict=True)))
+                 for row in zip(*(fit.samples[k] for k in _COEFS), strict=True)]
+        for i, name in enumerate(("lr", "batch_tokens")):
+            vals = [dr[i] for dr in draws]
+            intervals[name] = (_quantile(vals, 0.025), _quantile(vals, 0.975))
+    src = fit.metadata.get("source", "")
+    label = f"user fit {fit.law!r} (n_points {fit.n_points})" + (f"; method {src}" if src else "")
+    return lr, bs, intervals, label
+
+
+def _resolve_laws(laws: Any, n: float, d: float, seq_len: int):
+    if isinstance(laws, str | os.PathLike):
+        laws = load_fit(laws)
+    if isinstance(laws, FitResult):
+        return _from_fit(laws, n, d)
+    if isinstance(laws, tuple | list) and len(laws) == 2 and all(map(callable, laws)):
+        lr_fn, bs_fn = laws
+        return float(lr_fn(n, d)), float(bs_fn(n, d)), {}, "user laws (lr, batch_tokens)"
+    raise ValueError(
+        "laws: expected a FitResult, a path to a saved fit, or a pair of callables "
+        f"(lr(N, D), batch_tokens(N, D)); got {type(laws).__name__}"
+    )
+
+
+def _per_role(parametrization: Any, width: Any, lr: float, wd: float) -> tuple[dict, ...]:
+    if parametrization is None:
+        if width is not None:
+            raise ValueError("width: only meaningful together with parametrization")
+        return ()
+    if not hasattr(parametrization, "layer_rule") or not hasattr(parametrization, "base_width"):
+        raise ValueError(
+            f"parametrization: expected a scalelaw Parametrization, got "
+            f"{type(parametrization).__name__}"
+        )
+    if width is None:
+        raise ValueError("width: required with parametrization (the target width)")
+    m = _check_positive("width", width) / parametrization.base_width
+    desc = {"input": "input / vector-like (embeddings, biases, norm gains)",
+            "hidden": "hidden (matrix-like)", "output": "output (readout)", "scalar": "scalar"}
+    rows = []
+    for role in ("input", "hidden", "output", "scalar"):
+        rule = parametrization.layer_rule(role, width_mult=m)
+        rows.append({"role": desc[role], "lr": lr * rule.lr_mult,
+                     "weight_decay": wd * rule.wd_mult, "lr_mult": rule.lr_mult,
+                     "wd_mult": rule.wd_mult, "forward_mult": rule.forward_mult,
+                     "eps_mult": rule.eps_mult})
+    return tuple(rows)
+
+
+def recommend(
+    n_params: float,
+    n_tokens: float,
+    *,
+    laws: Any = None,
+    seq_len: int = 2048,
+    parametrization: Any = None,
+    width: int | None = None,
+    source: str = "steplaw",
+    wd_timescale: float = published.DEFAULT_WD_TIMESCALE,
+) -> Recommendation:
+    """Recommend peak LR, batch size, weight decay and schedule for a planned run.
+
+    Parameters
+    ----------
+    n_params : float
+        Parameters N in the law's convention (Step Law: non-embedding).
+    n_tokens : float
+        Training tokens D.
+    laws : FitResult, path or (callable, callable), optional
+        A user-fitted hyperparameter law (e.g. from :func:`scalelaw.fit.hparams.fit_hparams`)
+        used instead of the published registry; intervals come from its bootstrap samples.
+    seq_len : int
+        Tokens per sequence, to express the batch in sequences.
+    parametrization : scalelaw.Parametrization, optional
+        With ``width``: also list per-role LRs and weight decays at that width.
+    width : int, optional
+        Target model width (``width / parametrization.base_width`` is the multiplier).
+    source : {"steplaw", "deepseek", "power"}
+        Published law to use when ``laws`` is None (see :mod:`scalelaw.published`).
+    wd_timescale : float
+        AdamW timescale τ used to set the weight decay λ = B/(η·τ·D).
+
+    Raises
+    ------
+    ValueError
+        Non-positive ``n_params``/``n_tokens``/``seq_len``, unknown ``source``, bad ``laws``
+        or ``width``; the message names the argument.
+
+    Examples
+    --------
+    >>> from scalelaw.mup.rules import Parametrization
+    >>> rec = recommend(1e9, 1e11, parametrization=Parametrization("mup", base_width=256),
+    ...                 width=1024)
+    >>> [round(r["lr_mult"], 3) for r in rec.per_role]
+    [1.0, 0.25, 1.0, 1.0]
+    """
+    n = _check_positive("n_params", n_params)
+    d = _check_positive("n_tokens", n_tokens)
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len <= 0:
+        raise ValueError(f"seq_len: must be a positive integer, got {seq_len!r}")
+    law = published.get_law(source)
+    notes: list[str] = []
+    if laws is None:
+        lr, batch_tokens = law.predict(n, d, seq_len)
+        intervals: dict[str, tuple[float, float]] = {}
+        label = f"{law.source}: {law.formula} ({law.units})"
+        notes.extend(law.notes)
+        schedule_fn: Callable[[float, float, float], dict] = law.schedule
+    else:
+        lr, batch_tokens, intervals, label = _resolve_laws(laws, n, d, seq_len)
+        schedule_fn = published.HPARAM_LAWS["steplaw"].schedule
+    batch_seq = max(1, round(batch_tokens / seq_len))
+    wd = published.weight_decay_from_timescale(lr, batch_tokens, d, wd_timescale)
+    compute = {"flops": 6.0 * n * d, "tokens_per_param": d / n}
+    for name, fit in published.ALLOCATIONS.items():
+        n_opt, d_opt = published.compute_optimal(fit, compute["flops"])
+        compute.update({f"{name}_n_opt": n_opt, f"{name}_d_opt": d_opt,
+                        f"{name}_tokens_per_param": d_opt / n_opt})
+    notes.append("compute-optimal rows use C = 6*N*D with the given N (Chinchilla counts all "
+                 "parameters): " + "; ".join(f.source for f in published.ALLOCATIONS.values()))
+    per_role = _per_role(parametrization, width, lr, wd)
+    if per_role:
+        notes.append("per-role values apply the parametrization's multipliers to the global "
+                     "lr/wd; the published laws were fitted on standard-parametrized models")
+    return Recommendation(
+        n_params=n, n_tokens=d, seq_len=seq_len, lr=lr, batch_tokens=batch_tokens,
+        batch_sequences=int(batch_seq), weight_decay=wd,
+        schedule=schedule_fn(lr, batch_seq, d), intervals=intervals, source=label,
+        weight_decay_source=published.WD_SOURCE.format(tau=wd_timescale),
+        compute=compute, per_role=per_role, notes=tuple(notes),
+    )

@@ -1,0 +1,380 @@
+"""Resolved trial configurations: one frozen, hashable, JSON-round-trippable object per run.
+
+A :class:`TrialConfig` holds the model config, the :class:`Parametrization`, and the
+optimizer, schedule, data and train sections, every default filled in. Its
+``trial_id`` is the first 12 hex digits of the SHA-256 of the canonical JSON of those
+six sections (``None`` fields omitted); the sweep name and the ``swept`` record are
+*not* part of it, so the same run in two sweeps has the same id and its results can be
+shared. ``group_id`` hashes the same sections without the scalar fields of
+:data:`SCALAR_PATHS`, so trials with equal ``group_id`` can train as one vmapped program.
+
+Examples
+--------
+>>> trial = TrialConfig.from_dict({"model": {"width": 64, "head_dim": 16, "context": 64},
+...                                "train": {"tokens": 65536, "batch_size": 8}})
+>>> trial.steps, trial.tokens_per_step, trial.n_params_nonembed
+(128, 512, 98304)
+>>> TrialConfig.from_json(trial.to_json()) == trial
+True
+>>> len(trial.trial_id)
+12
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from scalelaw.corpus import DataConfig
+from scalelaw.models.config import (
+    MLPConfig,
+    ModelConfig,
+    TransformerConfig,
+    flops_per_token,
+    param_count,
+)
+from scalelaw.mup.rules import Parametrization
+from scalelaw.sweep._fields import (
+    KINDS,
+    SCALAR_PATHS,
+    SECTIONS,
+    Invalid,
+    config_error,
+    drop_none,
+    short_hash,
+)
+from scalelaw.sweep.sections import OptimizerConfig, ScheduleConfig, TrainConfig
+
+__all__ = ["Group", "TrialConfig", "build_trial"]
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """One fully resolved run. Build with :func:`build_trial` or :meth:`from_dict`.
+
+    Attributes
+    ----------
+    model : TransformerConfig or MLPConfig
+    parametrization : Parametrization
+    optimizer, schedule, data, train : the sections
+    sweep_name : str
+        The sweep that produced it (not part of ``trial_id``).
+    swept : dict
+        ``{path: resolved value}`` for every field the sweep varied (not part of the id).
+    """
+
+    model: ModelConfig
+    parametrization: Parametrization
+    optimizer: OptimizerConfig
+    schedule: ScheduleConfig
+    data: DataConfig
+    train: TrainConfig
+    sweep_name: str = ""
+    swept: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    _TYPES: ClassVar[dict[str, Any]] = {
+        "model": (TransformerConfig, MLPConfig), "parametrization": Parametrization,
+        "optimizer": OptimizerConfig, "schedule": ScheduleConfig, "data": DataConfig,
+        "train": TrainConfig,
+    }
+
+    def __post_init__(self) -> None:
+        for section, cls in self._TYPES.items():
+            if not isinstance(getattr(self, section), cls):
+                raise ValueError(f"{section}: expected {cls}, got {type(getattr(self, section))}")
+        object.__setattr__(self, "swept", {k: _plain(v) for k, v in dict(self.swept).items()})
+        train, model = self.train, self.model
+        if train.tokens is None:
+            raise ValueError("train.tokens: required (give train.tokens or train.tokens_per_param)")
+        if train.tokens_per_param is not None and train.tokens != self._derived_tokens():
+            raise ValueError(f"train.tokens: must be {self._derived_tokens()} = tokens_per_param x "
+                             f"n_params_nonembed when tokens_per_param is set, got {train.tokens}")
+        if self.steps < 1:
+            raise ValueError(f"train.tokens: must be >= tokens per step = batch_size x context = "
+                             f"{self.tokens_per_step}, got {train.tokens}")
+        if isinstance(model, TransformerConfig) and model.vocab < self.data.vocab:
+            raise ValueError(f"model.vocab: must be >= data.vocab = {self.data.vocab}, "
+                             f"got {model.vocab}")
+        sched = self.schedule
+        room = self.total_tokens * (1.0 - (sched.decay_fraction or 0.0))
+        if sched.name != "constant" and sched.warmup_tokens > room:
+            raise ValueError(f"schedule.warmup_tokens: must be <= {room:g} (the tokens before "
+                             f"the decay phase), got {sched.warmup_tokens:g}")
+
+    def _derived_tokens(self) -> int:
+        return max(1, round(self.train.tokens_per_param * param_count(self.model)))
+
+    # ------------------------------------------------------------------ accounting
+    @property
+    def family(self) -> str:
+        """``"transformer"`` or ``"mlp"``."""
+        return "mlp" if isinstance(self.model, MLPConfig) else "transformer"
+
+    @property
+    def context(self) -> int:
+        """Sequence length T (1 for the MLP family: one example = one token)."""
+        return self.model.context if isinstance(self.model, TransformerConfig) else 1
+
+    @property
+    def tokens_per_step(self) -> int:
+        """``batch_size * context``."""
+        return self.train.batch_size * self.context
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps: ``train.tokens // tokens_per_step``."""
+        return self.train.tokens // self.tokens_per_step
+
+    @property
+    def total_tokens(self) -> int:
+        """Tokens actually trained on, ``steps * tokens_per_step`` (<= ``train.tokens``)."""
+        return self.steps * self.tokens_per_step
+
+    @property
+    def n_params(self) -> int:
+        """All parameters, embeddings and readout included."""
+        return param_count(self.model, embeddings=True)
+
+    @property
+    def n_params_nonembed(self) -> int:
+        """Non-embedding parameters (the fitters' N; see :mod:`scalelaw.models.config`)."""
+        return param_count(self.model)
+
+    @property
+    def flops_per_token(self) -> int:
+        """Training FLOPs per token (forward + backward)."""
+        return flops_per_token(self.model)
+
+    @property
+    def total_flops(self) -> int:
+        """Training FLOPs of the whole run, ``flops_per_token * total_tokens`` (no eval)."""
+        return self.flops_per_token * self.total_tokens
+
+    def schedule_kwargs(self, peak_lr: float | None = None) -> dict[str, Any]:
+        """All keyword arguments of ``scalelaw.schedules.<schedule.name>`` for this trial.
+
+        ``peak_lr`` defaults to ``optimizer.lr`` (pass 1.0 to get a multiplier and apply
+        a traced LR outside); ``power`` gets ``batch_size`` (sequences) instead.
+        """
+        kwargs = self.schedule.kwargs()
+        if self.schedule.name != "constant":
+            kwargs["total_tokens"] = self.total_tokens
+        if self.schedule.name == "power":
+            kwargs["batch_size"] = self.train.batch_size
+        else:
+            kwargs["peak_lr"] = self.optimizer.lr if peak_lr is None else peak_lr
+        return kwargs
+
+    # ------------------------------------------------------------------ identity
+    def get(self, path: str) -> Any:
+        """Resolved value of a dotted field path, e.g. ``trial.get("model.width")``."""
+        section, name = path.split(".", 1)
+        if path == "model.family":
+            return self.family
+        return _plain(getattr(getattr(self, section), name))
+
+    def flat(self) -> dict[str, Any]:
+        """Every resolved field as ``{"section.field": value}`` (e.g. for a results table)."""
+        return {f"{s}.{k}": v for s, d in self.config_dict().items() for k, v in d.items()}
+
+    def scalars(self) -> dict[str, Any]:
+        """Values of the member-level (group-invariant) fields, by path."""
+        return {p: self.get(p) for p in sorted(SCALAR_PATHS)}
+
+    def config_dict(self) -> dict[str, Any]:
+        """The six resolved sections as plain JSON-ready dicts (what the id hashes)."""
+        out = {s: _plain(dataclasses.asdict(getattr(self, s))) for s in SECTIONS}
+        out["model"] = {"family": self.family, **out["model"]}
+        return out
+
+    @functools.cached_property
+    def trial_id(self) -> str:
+        """12 hex digits identifying the resolved config (independent of the sweep)."""
+        return short_hash(drop_none(self.config_dict()))
+
+    @functools.cached_property
+    def group_id(self) -> str:
+        """12 hex digits shared by trials that differ only in :data:`SCALAR_PATHS`."""
+        config = self.config_dict()
+        for path in SCALAR_PATHS:
+            section, name = path.split(".")
+            config[section].pop(name, None)
+        return short_hash(drop_none(config))
+
+    def to_dict(self) -> dict[str, Any]:
+        """``config_dict()`` plus ``sweep_name``, ``swept``, ``trial_id`` and ``group_id``."""
+        return {**self.config_dict(), "sweep_name": self.sweep_name, "swept": dict(self.swept),
+                "trial_id": self.trial_id, "group_id": self.group_id}
+
+    def to_json(self, indent: int | None = None) -> str:
+        """JSON text of :meth:`to_dict`."""
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=indent is not None)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrialConfig:
+        """Rebuild (and re-validate) from :meth:`to_dict` output or a partial mapping.
+
+        ``trial_id`` and ``group_id``, if present, must match the recomputed ones.
+        """
+        data = dict(data)
+        ids = {k: data.pop(k) for k in ("trial_id", "group_id") if k in data}
+        trial = build_trial({k: v for k, v in data.items() if k not in ("sweep_name", "swept")},
+                            sweep_name=data.get("sweep_name", ""), swept=data.get("swept"))
+        for key, value in ids.items():
+            if getattr(trial, key) != value:
+                raise config_error(key, f"stored {value!r} != recomputed {getattr(trial, key)!r}")
+        return trial
+
+    @classmethod
+    def from_json(cls, text: str) -> TrialConfig:
+        """Inverse of :meth:`to_json`."""
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True)
+class Group:
+    """Trials that differ only in scalars and can train as one program.
+
+    ``trials[0]`` is representative of everything shared (model, batch, steps, data).
+    """
+
+    group_id: str
+    trials: tuple[TrialConfig, ...]
+
+    @property
+    def config(self) -> TrialConfig:
+        return self.trials[0]
+
+    def __len__(self) -> int:
+        return len(self.trials)
+
+    def varying(self) -> dict[str, list[Any]]:
+        """``{path: [value per member]}`` for the scalar fields that differ in the group."""
+        columns = {p: [t.get(p) for t in self.trials] for p in sorted(SCALAR_PATHS)}
+        return {p: v for p, v in columns.items() if any(x != v[0] for x in v)}
+
+
+# ----------------------------------------------------------------------------- building
+def build_trial(
+    raw: Mapping[str, Any],
+    *,
+    sweep_name: str = "",
+    swept: Mapping[str, Any] | None = None,
+    origin: Mapping[str, str] | None = None,
+) -> TrialConfig:
+    """Validate a nested ``{section: {field: value}}`` mapping into a :class:`TrialConfig`.
+
+    Missing sections and fields take their defaults; ``model.vocab`` defaults to the
+    data's vocabulary; ``train.tokens_per_param`` (if set) determines ``train.tokens``.
+
+    Parameters
+    ----------
+    raw : mapping
+        Sections ``model``, ``parametrization``, ``optimizer``, ``schedule``, ``data``,
+        ``train`` (``model.family`` picks :class:`TransformerConfig` or :class:`MLPConfig`).
+    sweep_name, swept : recorded on the trial (see :class:`TrialConfig`).
+    origin : mapping, optional
+        ``{path: location}`` of fields set by the sweep (``"sweep['model.width'][2]"``),
+        used to name the location in error messages.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the field path (or its ``origin``) and what is allowed.
+    """
+    try:
+        return _build(raw, sweep_name, swept or {})
+    except Invalid as exc:
+        origin = origin or {}
+        context = [", ".join(f"{k}={v!r}" for k, v in (swept or {}).items())]
+        context += sorted({o for o in origin.values() if o.startswith("overrides")})
+        context = "; ".join(c for c in context if c)
+        problem = exc.problem + (f" (in the trial with {context})" if context else "")
+        raise config_error(origin.get(exc.path, exc.path), problem) from None
+
+
+def _build(raw: Mapping[str, Any], sweep_name: str, swept: Mapping[str, Any]) -> TrialConfig:
+    if not isinstance(raw, Mapping):
+        raise Invalid(f"must be a mapping of sections, got {type(raw).__name__}", "config")
+    for key in raw:
+        if key not in SECTIONS:
+            raise Invalid(f"unknown section (allowed: {', '.join(SECTIONS)})", str(key))
+    sections = {s: _checked(s, raw.get(s) or {}) for s in SECTIONS}
+    data = _construct(DataConfig, "data", sections["data"])
+    model = _model(sections["model"], data.vocab)
+    train = _construct(TrainConfig, "train", sections["train"])
+    if train.tokens_per_param is not None:
+        tokens = max(1, round(train.tokens_per_param * param_count(model)))
+        train = dataclasses.replace(train, tokens=tokens)
+    parts = {
+        "parametrization": _construct(Parametrization, "parametrization",
+                                      sections["parametrization"]),
+        "optimizer": _construct(OptimizerConfig, "optimizer", sections["optimizer"]),
+        "schedule": _construct(ScheduleConfig, "schedule", sections["schedule"]),
+    }
+    try:
+        return TrialConfig(model=model, data=data, train=train, sweep_name=sweep_name,
+                           swept=swept, **parts)
+    except ValueError as exc:
+        raise _relocated(exc, "") from None
+
+
+def _checked(section: str, fields: Any) -> dict[str, Any]:
+    if not isinstance(fields, Mapping):
+        raise Invalid(f"must be a mapping of fields, got {type(fields).__name__}", section)
+    out = {}
+    for key, value in fields.items():
+        path = f"{section}.{key}"
+        if path not in KINDS:
+            allowed = ", ".join(p.split(".")[1] for p in KINDS if p.startswith(section + "."))
+            raise Invalid(f"unknown key (allowed: {allowed})", path)
+        try:
+            out[key] = KINDS[path](value)
+        except Invalid as exc:
+            raise Invalid(exc.problem, path) from None
+    return out
+
+
+def _model(fields: dict[str, Any], data_vocab: int) -> ModelConfig:
+    fields = dict(fields)
+    family = fields.pop("family", "transformer")
+    cls = MLPConfig if family == "mlp" else TransformerConfig
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in fields:
+        if key not in names:
+            raise Invalid(f"not a field of family {family!r} (allowed: family, "
+                          f"{', '.join(names)})", f"model.{key}")
+    if cls is TransformerConfig and fields.get("vocab") is None:
+        fields["vocab"] = data_vocab
+    return _construct(cls, "model", fields)
+
+
+def _construct(cls: type, section: str, fields: dict[str, Any]) -> Any:
+    try:
+        return cls(**fields)
+    except ValueError as exc:
+        raise _relocated(exc, section) from None
+
+
+def _relocated(exc: ValueError, prefix: str) -> Invalid:
+    """Turn ``ValueError("field: problem")`` into ``Invalid(problem, "prefix.field")``."""
+    message = " ".join(str(exc).split())
+    match = re.match(r"^([\w.\[\]']+): (.*)$", message)
+    if not match:
+        return Invalid(message, prefix or "config")
+    head, problem = match.groups()
+    return Invalid(problem, f"{prefix}.{head}" if prefix else head)
+
+
+def _plain(value: Any) -> Any:
+    """Tuples to lists, recursively (JSON's view of the value)."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

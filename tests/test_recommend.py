@@ -1,0 +1,140 @@
+"""recommend() against hand-computed published laws, user laws, muP rows and bad input."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+from scalelaw.fit.result import FitResult
+from scalelaw.mup.rules import Parametrization
+from scalelaw.published import ALLOCATIONS, compute_optimal
+from scalelaw.recommend import Recommendation, recommend
+
+N, D = 3.0e8, 2.0e10
+
+
+def test_default_is_step_law_by_hand():
+    rec = recommend(N, D)
+    lr = 1.79 * N**-0.713 * D**0.307
+    bs = 0.58 * D**0.571
+    assert rec.lr == pytest.approx(lr, rel=1e-12)
+    assert rec.batch_tokens == pytest.approx(bs, rel=1e-12)
+    assert rec.batch_sequences == round(bs / 2048)
+    assert rec.weight_decay == pytest.approx(bs / (lr * 0.1 * D), rel=1e-12)
+    assert "Step Law" in rec.source and "2503.04715" in rec.source
+    assert "tau = 0.1" in rec.weight_decay_source
+    assert rec.intervals == {}
+
+
+def test_seq_len_changes_only_sequences():
+    a, b = recommend(N, D), recommend(N, D, seq_len=4096)
+    assert a.lr == b.lr and a.batch_tokens == b.batch_tokens
+    assert b.batch_sequences == round(a.batch_tokens / 4096)
+
+
+def test_deepseek_uses_6n_compute_and_says_so():
+    rec = recommend(N, D, source="deepseek")
+    c = 6 * N * D
+    assert rec.lr == pytest.approx(0.3118 * c**-0.1250, rel=1e-12)
+    assert rec.batch_tokens == pytest.approx(0.2920 * c**0.3271, rel=1e-12)
+    assert any("M = 6N" in note for note in rec.notes)
+    assert rec.schedule["name"] == "multi-step"
+
+
+def test_power_scheduler_relation_and_schedule():
+    rec = recommend(N, D, source="power")
+    beta = rec.batch_sequences
+    assert rec.lr == pytest.approx(min(0.02, beta * 4.6 * D**-0.51), rel=1e-12)
+    s = rec.schedule
+    assert (s["name"], s["a"], s["b"], s["lr_max"], s["beta"]) == ("power", 4.0, -0.51, 0.02, beta)
+
+
+def test_compute_optimal_closed_form_matches_numeric_minimum():
+    fit = ALLOCATIONS["chinchilla"]
+    c = 6 * N * D
+    n_opt, d_opt = compute_optimal(fit, c)
+    loss = [fit.E + fit.A / n**fit.alpha + fit.B / (c / 6 / n) ** fit.beta
+            for n in (n_opt * 0.99, n_opt, n_opt * 1.01)]
+    assert loss[1] < loss[0] and loss[1] < loss[2]
+    assert n_opt * d_opt * 6 == pytest.approx(c)
+    rec = recommend(N, D)
+    assert rec.compute["chinchilla_n_opt"] == pytest.approx(n_opt)
+    assert rec.compute["epoch_tokens_per_param"] > 10
+
+
+def test_user_fit_with_bootstrap_intervals(tmp_path):
+    coefs = {"lr_intercept": math.log(2.0), "lr_coefN": -0.7, "lr_coefD": 0.3,
+             "bs_intercept": math.log(0.5), "bs_coefD": 0.57}
+    samples = {k: [v - 0.01, v, v + 0.01] * 10 for k, v in coefs.items()}
+    fit = FitResult(law="mine", params=coefs, kind="hparams", samples=samples)
+    path = tmp_path / "fit.json"
+    fit.save(path)
+    for laws in (fit, path, str(path)):
+        rec = recommend(N, D, laws=laws)
+        assert rec.lr == pytest.approx(2.0 * N**-0.7 * D**0.3, rel=1e-12)
+        assert rec.batch_tokens == pytest.approx(0.5 * D**0.57, rel=1e-12)
+        lo, hi = rec.intervals["lr"]
+        assert lo < rec.lr < hi
+        assert "mine" in rec.source
+
+
+def test_user_callable_pair():
+    rec = recommend(N, D, laws=(lambda n, d: 1e-3, lambda n, d: 2048 * 64))
+    assert (rec.lr, rec.batch_sequences) == (1e-3, 64)
+
+
+def test_mup_per_role_rows():
+    p = Parametrization("mup", base_width=256, weight_decay_rule="independent")
+    rec = recommend(N, D, parametrization=p, width=2048)
+    rows = {r["role"].split()[0]: r for r in rec.per_role}
+    assert rows["hidden"]["lr"] == pytest.approx(rec.lr / 8)
+    assert rows["hidden"]["weight_decay"] == pytest.approx(rec.weight_decay * 8)
+    assert rows["input"]["lr"] == pytest.approx(rec.lr)
+    assert rows["input"]["weight_decay"] == 0.0
+    assert rows["output"]["forward_mult"] == pytest.approx(1 / 8)
+    assert "hidden (matrix-like)" in str(rec)
+
+
+def test_frozen_str_and_to_dict():
+    rec = recommend(N, D)
+    assert isinstance(rec, Recommendation)
+    with pytest.raises(AttributeError):
+        rec.lr = 1.0  # type: ignore[misc]
+    d = rec.to_dict()
+    assert d["lr"] == rec.lr and d["schedule"]["peak_lr"] == rec.lr
+    assert "peak lr" in str(rec)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_params": 0}, "n_params"),
+        ({"n_params": -1e9}, "n_params"),
+        ({"n_tokens": float("nan")}, "n_tokens"),
+        ({"n_tokens": 0}, "n_tokens"),
+        ({"source": "kaplan"}, "source"),
+        ({"seq_len": 0}, "seq_len"),
+        ({"laws": 3}, "laws"),
+        ({"laws": FitResult(law="chinchilla", params={"E": 1.0})}, "laws"),
+        ({"parametrization": Parametrization("mup")}, "width"),
+        ({"width": 1024}, "width"),
+        ({"wd_timescale": -1.0}, "wd_timescale"),
+    ],
+)
+def test_bad_input_names_argument(kwargs, match):
+    args = {"n_params": N, "n_tokens": D} | kwargs
+    n, d = args.pop("n_params"), args.pop("n_tokens")
+    with pytest.raises(ValueError, match=match):
+        recommend(n, d, **args)
+
+
+def test_no_jax_or_model_import():
+    code = ("import sys, scalelaw.recommend, scalelaw.published; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('jax', 'flax', 'optax') "
+            "or m.startswith('scalelaw.models') or m.startswith('scalelaw.train')]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
