@@ -35,6 +35,20 @@ _EXPORTS: dict[str, str] = {
     "flops_per_token": "scalelaw.models.config",
     "FitResult": "scalelaw.fit.result",
     "load_fit": "scalelaw.fit.result",
+    "fit_hparams": "scalelaw.fit.hparams",
+    "predict_hparams": "scalelaw.fit.hparams",
+    "fit_bowl": "scalelaw.fit.bowl",
+    "leave_one_cell_out": "scalelaw.fit.bowl",
+    "fit_farseer": "scalelaw.fit.farseer",
+    "predict_farseer": "scalelaw.fit.farseer",
+    "recommend": "scalelaw.recommend",
+    "Recommendation": "scalelaw.recommend",
+    "load_corpus": "scalelaw.corpus",
+    "load_spec": "scalelaw.sweep.spec",
+    "power": "scalelaw.schedules",
+    "wsd": "scalelaw.schedules",
+    "cosine": "scalelaw.schedules",
+    "constant": "scalelaw.schedules",
 }
 
 __all__ = ["ConfigError", "__version__", *_EXPORTS]

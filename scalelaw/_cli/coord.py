@@ -38,7 +38,7 @@ def coord_check_command(
     if json_out:
         print_json({
             "model": model, "parametrization": parametrization, "widths": width_list,
-            "optimizer": optimizer, "steps": steps, "bound": bound, "stable": result.stable,
+            "optimizer": optimizer, "steps": steps, "bound": result.bound, "stable": result.stable,
             "modules": result.verdicts.to_dict("records"),
         })
     else:

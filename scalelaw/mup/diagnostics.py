@@ -160,7 +160,7 @@ def coord_check(
 
     Examples
     --------
-    >>> result = coord_check("mlp", "mup", widths=(64, 256), steps=3)
+    >>> result = coord_check("mlp", "mup", widths=(128, 512), steps=3)
     >>> result.stable
     True
     """
