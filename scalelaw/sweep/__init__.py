@@ -21,9 +21,9 @@ Examples
 """
 
 from scalelaw.sweep._fields import SCALAR_PATHS
-from scalelaw.sweep.sections import OptimizerConfig, ScheduleConfig, TrainConfig
 from scalelaw.sweep.spec import SweepSpec, load_spec
 from scalelaw.sweep.trial import Group, TrialConfig, build_trial
+from scalelaw.train.config import OptimizerConfig, ScheduleConfig, TrainConfig
 
 __all__ = [
     "SCALAR_PATHS",

@@ -49,7 +49,7 @@ from scalelaw.corpus import DataConfig
 from scalelaw.models.config import MLPConfig, TransformerConfig
 from scalelaw.mup.rules import Parametrization
 from scalelaw.sweep._fields import Invalid, check_path, check_value, config_error
-from scalelaw.sweep.sections import OptimizerConfig, TrainConfig
+from scalelaw.train.config import OptimizerConfig, TrainConfig
 
 __all__ = ["Axis", "Override", "Point", "default_value", "expand", "parse_overrides",
            "parse_sweep"]

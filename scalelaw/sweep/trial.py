@@ -48,7 +48,7 @@ from scalelaw.sweep._fields import (
     drop_none,
     short_hash,
 )
-from scalelaw.sweep.sections import OptimizerConfig, ScheduleConfig, TrainConfig
+from scalelaw.train.config import OptimizerConfig, ScheduleConfig, TrainConfig
 
 __all__ = ["Group", "TrialConfig", "build_trial"]
 

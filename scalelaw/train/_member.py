@@ -1,0 +1,179 @@
+"""One member's host-side bookkeeping: resume, logging rows, checkpoints, summary.
+
+Private to :mod:`scalelaw.train.loop`; the files it writes are described in
+:mod:`scalelaw.train.records`.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from scalelaw import schedules
+from scalelaw.train import records
+from scalelaw.train.checkpoint import Checkpointer
+from scalelaw.train.config import TrialLike
+from scalelaw.train.step import State, StepFns, member_hyper
+
+FINISHED = ("done", "diverged")
+
+
+@dataclass(frozen=True)
+class MemberResult:
+    """How one trial of a group ended.
+
+    ``status`` is ``"done"``, ``"diverged"`` (``diverged_step`` is the 1-based step whose
+    loss or update was non-finite; the losses are then ``None``) or ``"failed"`` (an
+    exception; see ``summary.json["error"]``). ``steps`` counts completed steps.
+    """
+
+    trial_id: str
+    status: str
+    diverged_step: int | None
+    steps: int
+    final_train_loss: float | None
+    final_eval_loss: float | None
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> MemberResult:
+        return cls(summary["trial_id"], summary["status"], summary.get("diverged_step"),
+                   summary.get("steps", 0), summary.get("final_train_loss"),
+                   summary.get("final_eval_loss"))
+
+
+def learning_rates(trial: TrialLike) -> np.ndarray:
+    """``f32[steps]``: the schedule at the tokens seen before each step (base LR)."""
+    sched = getattr(schedules, trial.schedule.name)(**trial.schedule_kwargs())
+    tokens = np.arange(trial.steps, dtype=np.float64) * trial.tokens_per_step
+    return np.asarray(sched(tokens), dtype=np.float32)
+
+
+class Member:
+    """A trial being trained: its directory, schedule, state and loss window."""
+
+    def __init__(self, trial: TrialLike, trial_dir: Path) -> None:
+        self.trial, self.dir = trial, Path(trial_dir)
+        self.steps = trial.steps
+        self.result: MemberResult | None = None
+        self.diverged_step: int | None = None
+        self.state: State | None = None
+        self.start_step = 0
+        self.loss_sum, self.loss_count, self.wall0 = 0.0, 0, 0.0
+        self._ckpt: Checkpointer | None = None
+
+    # ------------------------------------------------------------------ start
+    def check_dir(self) -> None:
+        """Refuse a directory that holds another trial; skip a finished one."""
+        config = self.dir / records.CONFIG
+        if config.exists():
+            import json
+
+            stored = json.loads(config.read_text()).get("trial_id")
+            if stored is not None and stored != self.trial.trial_id:
+                raise ValueError(f"trial_dirs: {self.dir} holds trial {stored}, "
+                                 f"not {self.trial.trial_id}")
+        summary = records.read_summary(self.dir)
+        if summary is not None and summary.get("status") in FINISHED:
+            self.result = MemberResult.from_summary(summary)
+
+    def prepare(self, fns: StepFns) -> None:
+        """Restore the latest complete checkpoint (or initialise) and trim the metrics."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        records.write_text_atomic(self.dir / records.CONFIG, self.trial.to_json() + "\n")
+        self.lrs = learning_rates(self.trial)
+        opt, p = self.trial.optimizer, self.trial.parametrization
+        self.hyper = member_hyper(weight_decay=opt.weight_decay, b1=opt.b1, b2=opt.b2,
+                                  eps=opt.eps, output_mult=p.output_mult)
+        self._ckpt = Checkpointer(self.dir / "ckpt")
+        key = jax.random.key(self.trial.train.seed)
+        step = self._ckpt.latest_step()
+        if step is None:
+            self.state = fns.init(key)
+        else:
+            self.state, meta = self._ckpt.restore(step, jax.eval_shape(fns.init, key))
+            self.start_step = int(self.state["step"])
+            self.loss_sum, self.loss_count = meta["loss_sum"], meta["loss_count"]
+            self.wall0 = meta["wall_time"]
+        records.truncate_metrics(self.dir, self.start_step)
+        diverged = int(self.state["diverged_step"])
+        if diverged >= 0:  # frozen before the interruption
+            self.diverged_step = diverged
+            self.finish()
+
+    # ------------------------------------------------------------------ per chunk
+    def consume(self, start: int, out: dict[str, np.ndarray], diverged: int,
+                eval_loss: float | None, wall: float, extra: dict[str, Any]) -> int:
+        """Log steps ``start+1 .. start+n`` from one chunk's outputs; returns the steps
+        this member contributes to progress (including those it will skip if it diverged)."""
+        tr = self.trial
+        tps, fpt, every = tr.tokens_per_step, tr.flops_per_token, tr.train
+        if diverged >= 0:
+            self.diverged_step = diverged
+        n, rows = len(out["loss"]), []
+        for j in range(n):
+            s = start + j + 1
+            self.loss_sum += float(out["loss"][j])
+            self.loss_count += 1
+            stop = s == self.diverged_step
+            evaluated = s % every.eval_every == 0 or s == self.steps
+            if s % every.log_every == 0 or evaluated or stop:
+                rows.append({
+                    "step": s, "tokens": s * tps, "flops": s * tps * fpt,
+                    "lr": float(self.lrs[s - 1]), "train_loss": self.loss_sum / self.loss_count,
+                    "eval_loss": eval_loss if evaluated and not stop else None,
+                    "grad_norm": float(out["grad_norm"][j]), "wall_time": self.wall0 + wall,
+                    **(extra if evaluated and not stop else {}),
+                })
+                self.loss_sum, self.loss_count = 0.0, 0
+            if stop:
+                break
+        records.append_rows(self.dir, rows)
+        if self.diverged_step is not None:
+            self.finish()
+            return n + self.steps - (start + n)
+        return n
+
+    def save(self, state: State, wall: float) -> None:
+        """Checkpoint ``state`` (this member's, no member axis) with the loss window."""
+        meta = {"loss_sum": self.loss_sum, "loss_count": self.loss_count,
+                "wall_time": self.wall0 + wall}
+        self._ckpt.save(int(state["step"]), state, meta)
+
+    # ------------------------------------------------------------------ end
+    def finish(self, error: BaseException | None = None) -> MemberResult:
+        """Write ``summary.json`` from the rows on disk; sets :attr:`result`."""
+        rows = records.read_metrics(self.dir)
+        evals = [r["eval_loss"] for r in rows if r.get("eval_loss") is not None]
+        last = rows[-1] if rows else {}
+        if error is not None:
+            status = "failed"
+        else:
+            status = "diverged" if self.diverged_step is not None else "done"
+        ok = status == "done"
+        summary = {
+            "trial_id": self.trial.trial_id, "group_id": self.trial.group_id,
+            "status": status, "diverged_step": self.diverged_step,
+            "steps": self.diverged_step - 1 if status == "diverged" else last.get("step", 0),
+            "final_train_loss": last.get("train_loss") if ok else None,
+            "final_eval_loss": last.get("eval_loss") if ok else None,
+            "best_eval_loss": min(evals) if evals else None,
+            "tokens": last.get("tokens", 0), "flops": last.get("flops", 0),
+            "wall_time": last.get("wall_time", 0.0),
+        }
+        if error is not None:
+            summary["error"] = "".join(traceback.format_exception(error)).strip()
+        records.write_json_atomic(self.dir / records.SUMMARY, summary)
+        self.result = MemberResult.from_summary(summary)
+        self.state = None
+        self.close()
+        return self.result
+
+    def close(self) -> None:
+        if self._ckpt is not None:
+            self._ckpt.close()
+            self._ckpt = None

@@ -1,0 +1,253 @@
+"""Train one group: data -> chunks of steps -> metrics rows -> checkpoints -> summaries.
+
+A *group* is a list of trials that differ only in scalars (LR, weight decay, Adam
+constants, init seed, output multiplier, schedule constants): they share the model
+shape, batch size, step count and data stream. :func:`train_group` trains them with one
+compiled program written for one member (:mod:`scalelaw.train.step`):
+
+- ``mode="vmap"``: all members at once under ``jax.vmap`` (accelerators, where a small
+  model leaves the device idle);
+- ``mode="sequential"``: one member after another with the same compiled function
+  (CPU, which one member already saturates);
+- ``mode="auto"``: sequential on CPU, vmap on GPU/TPU.
+
+Both modes give the same numbers (to float rounding; exactly equal between members of
+a sequential run and single runs). Each call of the compiled chunk runs up to
+``steps_per_call`` steps in a ``lax.scan`` (10 by default; DESIGN.md measured 1.2-1.4x
+over one step per call); chunks end at every evaluation and checkpoint step and at the
+end, and the host syncs only between chunks. Learning rates are computed on the host
+from the schedule at the tokens seen before each step and passed as data.
+
+Resuming is per member: a member whose ``summary.json`` says done or diverged is
+skipped; otherwise it restarts from its newest complete checkpoint (or from scratch),
+after dropping the ``metrics.jsonl`` rows beyond it, and ends with the same numbers as
+an uninterrupted run (batches are a pure function of ``(data.seed, step)``).
+
+Examples
+--------
+>>> import tempfile
+>>> from pathlib import Path
+>>> from scalelaw.sweep import TrialConfig
+>>> trial = TrialConfig.from_dict({
+...     "model": {"width": 32, "depth": 1, "head_dim": 16, "context": 32},
+...     "train": {"tokens": 4096, "batch_size": 8, "eval_every": 8, "eval_tokens": 512,
+...               "log_every": 4}})
+>>> [result] = train_group([trial], [Path(tempfile.mkdtemp())])
+>>> result.status, result.steps, result.final_eval_loss < 5.6
+('done', 16, True)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from scalelaw.corpus import load_corpus
+from scalelaw.train._member import Member, MemberResult
+from scalelaw.train.config import TrialLike
+from scalelaw.train.step import StepFns, stack, step_fns, unstack
+
+__all__ = ["DEFAULT_STEPS_PER_CALL", "MODES", "MemberResult", "enable_compilation_cache",
+           "resolve_mode", "train_group"]
+
+MODES = ("auto", "vmap", "sequential")
+DEFAULT_STEPS_PER_CALL = 10
+DEFAULT_CACHE = Path.home() / ".cache" / "scalelaw" / "jax"
+
+
+def enable_compilation_cache(path: Path = DEFAULT_CACHE) -> None:
+    """Use JAX's persistent compilation cache at ``path`` unless the user chose one
+    (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config.jax_compilation_cache_dir``)."""
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
+        return
+    jax.config.update("jax_compilation_cache_dir", str(path))
+
+
+def resolve_mode(mode: str) -> str:
+    """``"vmap"`` or ``"sequential"``; ``"auto"`` is sequential on CPU, vmap elsewhere."""
+    if mode not in MODES:
+        raise ValueError(f"mode: must be one of {', '.join(MODES)}; got {mode!r}")
+    if mode == "auto":
+        return "sequential" if jax.default_backend() == "cpu" else "vmap"
+    return mode
+
+
+def _check_group(trials: Sequence[TrialLike], trial_dirs: Sequence[Path]) -> None:
+    if len(trials) != len(trial_dirs):
+        raise ValueError(f"trial_dirs: {len(trial_dirs)} directories for {len(trials)} trials")
+    groups = {t.group_id for t in trials}
+    if len(groups) > 1:
+        raise ValueError(f"trials: not one group (group ids {', '.join(sorted(groups))}); "
+                         "members may differ only in scalars")
+    if len({t.trial_id for t in trials}) < len(trials):
+        raise ValueError("trials: the same trial appears twice in the group")
+
+
+class _Group:
+    """What the members share: shapes, data, the step plan and the compiled functions."""
+
+    def __init__(self, trial: TrialLike, vmapped: bool, steps_per_call: int | None) -> None:
+        self.trial, self.vmapped = trial, vmapped
+        self.steps, tr = trial.steps, trial.train
+        self.batch_size, self.context = tr.batch_size, trial.model.context
+        self.per_call = min(steps_per_call or DEFAULT_STEPS_PER_CALL, self.steps)
+        self.stops = [e for e in (tr.eval_every, tr.checkpoint_every) if e]
+        self.fns: StepFns = step_fns(trial.model, trial.parametrization,
+                                     grad_clip=trial.optimizer.grad_clip, vmapped=vmapped)
+        self.corpus = load_corpus(trial.data)
+        self.eval_batches = self.corpus.eval_batches(tr.eval_tokens, self.batch_size,
+                                                     self.context)  # (N, B, T+1)
+
+    def chunk_end(self, step: int) -> int:
+        """End of the chunk starting after ``step``: the next eval/checkpoint step,
+        the last step, or ``step + steps_per_call``, whichever comes first."""
+        return min([step + self.per_call, self.steps] + [(step // e + 1) * e for e in self.stops])
+
+    def is_eval(self, step: int) -> bool:
+        return step % self.trial.train.eval_every == 0 or step == self.steps
+
+    def is_checkpoint(self, step: int) -> bool:
+        every = self.trial.train.checkpoint_every
+        return step == self.steps or bool(every and step % every == 0)
+
+    def batches(self, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(i32[S, B, T+1], bool[S])`` for steps ``start .. start+n-1``, zero-padded."""
+        S, B, T = self.per_call, self.batch_size, self.context
+        out = np.zeros((S, B, T + 1), np.int32)
+        out[:n] = self.corpus.train_batches(start, n, B, T, self.trial.data.seed)
+        return out, np.arange(S) < n
+
+
+class _ProgressError(Exception):
+    """Wraps an exception raised by the caller's ``progress`` (re-raised, not a failure)."""
+
+
+def _run(members: list[Member], group: _Group, report: Callable[[int], None],
+         singular_values: bool) -> None:
+    """Train ``members`` (all at the same step) together: vmapped, or one if sequential."""
+    fns, K, S = group.fns, len(members), group.per_call
+    if group.vmapped:
+        state, hyper = stack([m.state for m in members]), stack([m.hyper for m in members])
+    else:
+        (state,), (hyper,) = [m.state for m in members], [m.hyper for m in members]
+    step, t0 = members[0].start_step, time.perf_counter()
+    while step < group.steps and any(m.result is None for m in members):
+        end = group.chunk_end(step)
+        n = end - step
+        batches, active = group.batches(step, n)
+        lrs = np.zeros((K, S), np.float32)
+        for i, m in enumerate(members):
+            lrs[i, :n] = m.lrs[step:end]
+        state, out = fns.chunk(state, hyper, lrs if group.vmapped else lrs[0], batches, active)
+        out = {k: np.asarray(v).reshape(K, S)[:, :n] for k, v in jax.device_get(out).items()}
+        diverged = np.asarray(state["diverged_step"]).reshape(K)
+        evals, extras = [None] * K, [{} for _ in range(K)]
+        if group.is_eval(end):
+            evals = [float(x) for x in np.asarray(
+                fns.evaluate(state["params"], hyper, group.eval_batches)).reshape(K)]
+            if singular_values:
+                from scalelaw.mup.diagnostics import top_singular_values
+
+                per_member = unstack(state["params"], K) if group.vmapped else [state["params"]]
+                extras = [{"top_sv": {k: np.asarray(v).tolist()
+                                      for k, v in top_singular_values(p).items()}}
+                          for p in per_member]
+        wall = time.perf_counter() - t0
+        done = 0
+        for i, m in enumerate(members):
+            if m.result is None:
+                done += m.consume(step, {k: v[i] for k, v in out.items()}, int(diverged[i]),
+                                  evals[i], wall, extras[i])
+        if group.is_checkpoint(end):
+            per_member = unstack(state, K) if group.vmapped else [state]
+            for m, s in zip(members, per_member, strict=True):
+                if m.result is None:
+                    m.save(s, wall)
+        step = end
+        try:
+            report(done)
+        except Exception as exc:
+            raise _ProgressError() from exc
+    for m in members:
+        if m.result is None:
+            m.finish()
+
+
+def train_group(
+    trials: Sequence[TrialLike],
+    trial_dirs: Sequence[Path],
+    *,
+    mode: str = "auto",
+    progress: Callable[[int], None] | None = None,
+    steps_per_call: int | None = None,
+    singular_values: bool = False,
+) -> list[MemberResult]:
+    """Train one group of trials, each into its own directory; resume what was interrupted.
+
+    Parameters
+    ----------
+    trials : sequence of TrialLike
+        Members of one group (equal ``group_id``), e.g. ``scalelaw.sweep.Group.trials``.
+        Only the transformer family is trained.
+    trial_dirs : sequence of Path
+        One directory per trial (created if needed); see :mod:`scalelaw.train.records`
+        for the files written there.
+    mode : {"auto", "vmap", "sequential"}
+        See the module docstring.
+    progress : callable, optional
+        Called after each chunk with the number of member-steps just completed (a
+        skipped or resumed member reports the steps it already had when it starts; a
+        diverged one its remaining steps when it stops), so the calls of one group sum
+        to ``sum(t.steps for t in trials)``. An exception it raises (e.g.
+        ``KeyboardInterrupt``) stops training and propagates; finished chunks are on
+        disk and the next call resumes from the last checkpoint.
+    steps_per_call : int, optional
+        Steps per compiled call (default :data:`DEFAULT_STEPS_PER_CALL`).
+    singular_values : bool
+        Also log the top singular value of every weight matrix at evaluation rows.
+
+    Returns
+    -------
+    list of MemberResult
+        In the order of ``trials``. An exception while training marks the members being
+        trained ``"failed"`` (message in ``summary.json``); bad arguments and data errors
+        (``ValueError``, :class:`scalelaw.ConfigError`) are raised before any training.
+    """
+    _check_group(trials, trial_dirs)
+    vmapped = resolve_mode(mode) == "vmap"
+    members = [Member(t, Path(d)) for t, d in zip(trials, trial_dirs, strict=True)]
+    report = progress or (lambda k: None)
+    for m in members:
+        m.check_dir()
+        if m.result is not None:
+            report(m.steps)
+    todo = [m for m in members if m.result is None]
+    if todo:
+        enable_compilation_cache()
+        group = _Group(trials[0], vmapped, steps_per_call)
+        try:
+            for m in todo:
+                m.prepare(group.fns)
+                report(m.steps if m.result is not None else m.start_step)
+            todo = [m for m in todo if m.result is None]
+            starts = sorted({m.start_step for m in todo})
+            batches = ([[m for m in todo if m.start_step == s] for s in starts] if group.vmapped
+                       else [[m] for m in todo])
+            for batch in batches:
+                try:
+                    _run(batch, group, report, singular_values)
+                except _ProgressError as exc:
+                    raise exc.__cause__ from None
+                except Exception as exc:  # noqa: BLE001 - recorded as a failed trial
+                    for m in batch:
+                        if m.result is None:
+                            m.finish(error=exc)
+        finally:
+            for m in members:
+                m.close()
+    return [m.result for m in members]

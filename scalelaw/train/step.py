@@ -1,0 +1,202 @@
+"""The jit-compiled training chunk of ONE member, and its vmapped twin.
+
+A *member* is one trial of a group. Everything that may differ between the members of
+a group (:data:`HYPER_FIELDS`, the per-step learning rates, the init key) is passed as
+data, never baked into the program, so the same compiled function serves every member
+(sequential mode) and ``jax.vmap`` of it serves all of them at once (vmap mode) with
+the same numbers.
+
+One call of :attr:`StepFns.chunk` runs ``S`` optimizer steps in a ``lax.scan``:
+
+- ``lrs: f32[S]`` -- the base (width-independent) LR of each step, computed on the
+  host from the schedule (muP multipliers are applied per layer by
+  :func:`scalelaw.mup.optim.adamw`);
+- ``batches: i32[S, B, T+1]`` -- shared by all members (``inputs = b[:, :-1]``,
+  ``targets = b[:, 1:]``);
+- ``active: bool[S]`` -- shared; inactive (padding) steps are skipped by a
+  ``lax.cond``, so a short last chunk reuses the compiled program.
+
+Divergence: a step whose loss, gradient norm or update norm is non-finite, or whose
+loss exceeds :data:`DIVERGENCE_FACTOR` times ``ln(vocab)`` (the loss of a uniform
+prediction; with muP, Adam and RMSNorm an LR far too large gives huge but finite losses
+rather than NaN), is not applied (params and optimizer state keep their last finite
+values) and the member is frozen from then on; ``diverged_step`` records the 1-based
+number of that step (``-1`` while alive). The per-step outputs are the loss *before*
+the update and the global gradient norm before clipping.
+
+``output_mult`` enters as a traced factor on the logits: the model is built with
+``output_mult=1`` (its readout multiplier ``output_mult / m`` is linear in it), so
+members with different output multipliers share the program and the optimizer layout.
+
+Examples
+--------
+>>> import jax, numpy as np
+>>> from scalelaw.models.config import TransformerConfig
+>>> from scalelaw.mup.rules import Parametrization
+>>> cfg = TransformerConfig(width=32, depth=1, head_dim=16, context=8)
+>>> fns = step_fns(cfg, Parametrization("mup", base_width=32), grad_clip=None, vmapped=False)
+>>> state = fns.init(jax.random.key(0))
+>>> hyper = member_hyper(weight_decay=0.0, b1=0.9, b2=0.95, eps=1e-8, output_mult=1.0)
+>>> batches = np.random.default_rng(0).integers(0, 256, (4, 2, 9)).astype(np.int32)
+>>> state, out = fns.chunk(state, hyper, np.full(4, 1e-3, np.float32), batches,
+...                        np.ones(4, bool))
+>>> int(state["step"]), out["loss"].shape, int(state["diverged_step"])
+(4, (4,), -1)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from scalelaw.models import transformer
+from scalelaw.models.config import TransformerConfig
+from scalelaw.mup.optim import adamw
+from scalelaw.mup.rules import Parametrization
+
+__all__ = ["DIVERGENCE_FACTOR", "HYPER_FIELDS", "State", "StepFns", "member_hyper", "stack",
+           "step_fns", "unstack"]
+
+State = dict[str, Any]
+"""``{"params": {name: array}, "opt_state": optax state, "step": i32[],
+"diverged_step": i32[]}`` (with a leading member axis K in vmap mode)."""
+
+HYPER_FIELDS = ("weight_decay", "b1", "b2", "eps", "output_mult")
+"""Per-member scalars passed as f32 data (the LR is passed per step)."""
+
+
+DIVERGENCE_FACTOR = 3.0
+"""A member whose loss exceeds ``DIVERGENCE_FACTOR * ln(vocab)`` has diverged."""
+
+
+def member_hyper(**values: float) -> dict[str, np.ndarray]:
+    """The hyper dict of one member: ``{field: f32[]}`` for :data:`HYPER_FIELDS`."""
+    return {k: np.float32(values[k]) for k in HYPER_FIELDS}
+
+
+@dataclasses.dataclass(frozen=True)
+class StepFns:
+    """Compiled functions of one group shape.
+
+    Attributes
+    ----------
+    init : (key) -> State
+        A fresh member (params from ``key``, zero optimizer state, step 0); never
+        vmapped (stack members with :func:`stack`), so both modes start identically.
+    chunk : (state, hyper, lrs[S], batches[S, B, T+1], active[S]) -> (state, out)
+        ``S`` steps; ``out = {"loss": f32[S], "grad_norm": f32[S]}``. Donates ``state``.
+    evaluate : (params, hyper, batches[N, B, T+1]) -> f32[]
+        Mean loss over the held-out batches.
+
+    In vmap mode ``state``, ``hyper`` and ``lrs`` carry a leading member axis K and the
+    outputs gain one; ``batches`` and ``active`` are shared.
+    """
+
+    init: Callable[..., State]
+    chunk: Callable[..., tuple[State, dict[str, jax.Array]]]
+    evaluate: Callable[..., jax.Array]
+
+
+def stack(states: list[State]) -> State:
+    """Stack member states along a new leading axis K (for vmap mode)."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+
+
+def unstack(state: State, k: int) -> list[State]:
+    """Inverse of :func:`stack` for ``k`` members."""
+    return [jax.tree.map(lambda x, i=i: x[i], state) for i in range(k)]
+
+
+def _where(keep: jax.Array, new: Any, old: Any) -> Any:
+    return jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, old)
+
+
+@functools.lru_cache(maxsize=16)
+def step_fns(
+    config: TransformerConfig,
+    parametrization: Parametrization,
+    *,
+    grad_clip: float | None,
+    vmapped: bool,
+) -> StepFns:
+    """Build (and cache per process) the jitted functions for one group shape.
+
+    Parameters
+    ----------
+    config : TransformerConfig
+    parametrization : Parametrization
+        Its ``output_mult`` is ignored (members pass it in ``hyper``).
+    grad_clip : float or None
+        Global-norm clipping threshold, shared by the group.
+    vmapped : bool
+        ``True``: functions over a leading member axis (``jax.vmap`` of the same code).
+    """
+    if not isinstance(config, TransformerConfig):
+        raise ValueError(f"model: training supports the transformer family, got {config!r}")
+    p1 = dataclasses.replace(parametrization, output_mult=1.0)
+    max_loss = DIVERGENCE_FACTOR * float(np.log(config.vocab))
+    roles = transformer.roles(config, p1)
+
+    def optimizer(lr: Any, hyper: dict[str, Any]) -> optax.GradientTransformation:
+        return adamw(lr, hyper["weight_decay"], roles=roles, parametrization=p1,
+                     b1=hyper["b1"], b2=hyper["b2"], eps=hyper["eps"], depth=config.depth)
+
+    def loss_fn(params: Any, hyper: dict[str, Any], batch: jax.Array) -> jax.Array:
+        logits = transformer.forward(params, batch[:, :-1], config, p1)  # (B, T, V)
+        return transformer.cross_entropy(logits * hyper["output_mult"], batch[:, 1:])
+
+    def init(key: jax.Array) -> State:
+        params = transformer.init_params(config, p1, key)
+        dummy = {k: 0.5 for k in HYPER_FIELDS}  # the state's layout ignores the values
+        return {"params": params, "opt_state": optimizer(1.0, dummy).init(params),
+                "step": jnp.zeros((), jnp.int32), "diverged_step": jnp.full((), -1, jnp.int32)}
+
+    def one_step(state: State, hyper: dict[str, Any], lr: jax.Array,
+                 batch: jax.Array) -> tuple[State, dict[str, jax.Array]]:
+        params, opt_state = state["params"], state["opt_state"]
+        loss, grads = jax.value_and_grad(loss_fn)(params, hyper, batch)
+        grad_norm = optax.tree.norm(grads)
+        if grad_clip is not None:
+            grads, _ = optax.clip_by_global_norm(grad_clip).update(grads, optax.EmptyState())
+        updates, new_opt = optimizer(lr, hyper).update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        step = state["step"] + 1
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & (loss < max_loss)
+        finite &= jnp.isfinite(optax.tree.norm(updates))
+        alive = state["diverged_step"] < 0
+        keep = alive & finite
+        new_state = {
+            "params": _where(keep, new_params, params),
+            "opt_state": _where(keep, new_opt, opt_state),
+            "step": step,
+            "diverged_step": jnp.where(alive & ~finite, step, state["diverged_step"]),
+        }
+        return new_state, {"loss": loss, "grad_norm": grad_norm}
+
+    def chunk(state: State, hyper: dict[str, Any], lrs: jax.Array, batches: jax.Array,
+              active: jax.Array) -> tuple[State, dict[str, jax.Array]]:
+        def body(state: State, xs: tuple[jax.Array, ...]) -> tuple[State, Any]:
+            lr, batch, on = xs
+
+            def skip(state: State) -> tuple[State, dict[str, jax.Array]]:
+                return state, {"loss": jnp.float32(jnp.nan), "grad_norm": jnp.float32(jnp.nan)}
+
+            return jax.lax.cond(on, lambda s: one_step(s, hyper, lr, batch), skip, state)
+
+        return jax.lax.scan(body, state, (lrs, batches, active))
+
+    def evaluate(params: Any, hyper: dict[str, Any], batches: jax.Array) -> jax.Array:
+        return jnp.mean(jax.lax.map(lambda b: loss_fn(params, hyper, b), batches))
+
+    if vmapped:
+        chunk = jax.vmap(chunk, in_axes=(0, 0, 0, None, None))
+        evaluate = jax.vmap(evaluate, in_axes=(0, 0, None))
+    return StepFns(init=jax.jit(init), chunk=jax.jit(chunk, donate_argnums=0),
+                   evaluate=jax.jit(evaluate))
