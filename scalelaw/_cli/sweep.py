@@ -1,0 +1,173 @@
+"""``scalelaw sweep plan | run | status | collect``.
+
+``plan``, ``status`` and ``collect`` do not import JAX (``plan`` does once, to measure
+and cache the matmul peak); ``run`` imports the trainer inside the command.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scalelaw._cli._common import print_json
+
+sweep_app = typer.Typer(help="Plan, run, inspect and collect sweeps (see sweeps/*.yaml).",
+                        no_args_is_help=True)
+
+OutDir = Annotated[Path, typer.Option("--out", help="Sweep directory (created if missing).")]
+
+
+def _spec(path: Path):  # noqa: ANN202
+    from scalelaw.sweep import load_spec
+
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; give a sweep spec .yaml file")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such spec file")
+    return load_spec(path)
+
+
+def fmt_seconds(seconds: float) -> str:
+    """``"42 s"``, ``"3 m 05 s"``, ``"2 h 07 m"``."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} m {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} m"
+
+
+def si(x: float) -> str:
+    """``"786k"``, ``"3.3T"``: three significant digits with an SI prefix."""
+    for power, prefix in ((24, "Y"), (21, "Z"), (18, "E"), (15, "P"), (12, "T"), (9, "G"),
+                          (6, "M"), (3, "k")):
+        if abs(x) >= 10**power:
+            return f"{x / 10**power:.3g}{prefix}"
+    return f"{x:.3g}"
+
+
+# ----------------------------------------------------------------------------- plan
+@sweep_app.command("plan")
+def plan_cmd(
+    spec: Annotated[Path, typer.Argument(help="Sweep spec (.yaml).")],
+    calibrate: Annotated[bool, typer.Option(
+        "--calibrate", help="Time a few real steps per group shape instead of the model.")] = False,
+    mode: Annotated[str, typer.Option(help="With --calibrate: auto, vmap or sequential.")] = "auto",
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Groups, trials, tokens, FLOPs and the estimated wall time on this machine."""
+    from scalelaw.sweep.plan import group_table, plan
+
+    loaded = _spec(spec)
+    calibration = None
+    if calibrate:
+        _jax_cache()
+        from scalelaw.sweep.plan import calibrate as run_calibration
+
+        calibration = run_calibration(loaded, mode=mode)
+    result = plan(loaded, calibration=calibration)
+    if json_out:
+        print_json({"name": result.name, "method": result.method, "note": result.note,
+                    "peak_flops": result.peak_flops, "trials": result.trials,
+                    "tokens": result.tokens, "flops": result.flops, "seconds": result.seconds,
+                    "groups": group_table(result)})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"sweep {result.name}: {len(result.groups)} groups, "
+                        f"{result.trials} trials")
+    for name in ("#", "shape", "trials", "varying", "steps", "tokens", "FLOPs", "time"):
+        table.add_column(name, justify="left" if name in ("shape", "varying") else "right",
+                         no_wrap=name != "varying")
+    for i, g in enumerate(result.groups):
+        varying = ", ".join(p.split(".")[-1] for p in g.varying) or "-"
+        table.add_row(str(i + 1), g.shape, str(g.members), varying, str(g.steps),
+                      si(g.tokens), si(g.flops), fmt_seconds(g.seconds))
+    table.add_section()
+    table.add_row("", "total", str(result.trials), "", "", si(result.tokens),
+                  si(result.flops), fmt_seconds(result.seconds))
+    console = Console(soft_wrap=True)
+    console.print(table)
+    console.print(f"estimated wall time {fmt_seconds(result.seconds)} ({result.note})")
+
+
+# ----------------------------------------------------------------------------- run
+@sweep_app.command("run")
+def run_cmd(
+    spec: Annotated[Path | None, typer.Argument(
+        help="Sweep spec (.yaml); omit to resume the sweep in --out.")] = None,
+    out: OutDir = Path("runs/sweep"),
+    mode: Annotated[str, typer.Option(help="auto, vmap or sequential.")] = "auto",
+    max_groups: Annotated[int | None, typer.Option(
+        "--max-groups", min=1, help="Train at most N groups that have work left.")] = None,
+    extend: Annotated[bool, typer.Option(
+        "--extend", help="Add this spec's trials to a sweep directory holding another spec.")
+    ] = False,
+) -> None:
+    """Train every unfinished trial; re-run the same command to resume."""
+    from scalelaw._cli._sweep_run import run_sweep
+    from scalelaw.sweep.executors import LocalExecutor
+    from scalelaw.sweep.store import SweepStore
+
+    executor = LocalExecutor(mode=mode)  # validates --mode before anything is written
+    if spec is not None:
+        store = SweepStore.prepare(out, _spec(spec), extend=extend)
+    else:
+        store = SweepStore.open(out)
+    _jax_cache()
+    raise typer.Exit(run_sweep(store, executor, max_groups=max_groups))
+
+
+def _jax_cache() -> None:
+    """Use JAX's persistent compilation cache (set before JAX is imported)."""
+    from scalelaw.sweep.plan import cache_dir
+
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_dir() / "jax"))
+
+
+# ----------------------------------------------------------------------------- status
+@sweep_app.command("status")
+def status_cmd(
+    sweep_dir: Annotated[Path, typer.Argument(help="Sweep directory (--out of run).")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Trial states per group, and the best LR per width (final eval loss)."""
+    from scalelaw._cli._sweep_status import print_status, status_data
+
+    data = status_data(sweep_dir)
+    if json_out:
+        print_json(data)
+    else:
+        print_status(data)
+
+
+# ----------------------------------------------------------------------------- collect
+@sweep_app.command("collect")
+def collect_cmd(
+    sweep_dir: Annotated[Path, typer.Argument(help="Sweep directory (--out of run).")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Parquet file (default: DIR/results.parquet).")] = None,
+) -> None:
+    """Write the long results table (one row per trial and logged step) to parquet."""
+    from scalelaw.sweep.results import collect
+    from scalelaw.sweep.store import SweepStore
+
+    store = SweepStore.open(sweep_dir)
+    counts: dict[str, int] = {}
+    for state in store.states().values():
+        counts[state] = counts.get(state, 0) + 1
+    path, table = collect(sweep_dir, out)
+    states = ", ".join(f"{n} {s}" for s, n in counts.items())
+    typer.echo(f"wrote {path}: {len(table)} rows, {table['trial_id'].nunique()} trials "
+               f"with rows ({states})")
+    if counts.get("pending") or counts.get("interrupted") or counts.get("running"):
+        typer.echo(f"note: the sweep is not finished; resume with "
+                   f"`scalelaw sweep run --out {sweep_dir}`", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(sweep_app, name="sweep")

@@ -1,0 +1,192 @@
+"""Executors: who trains the groups of a sweep, and where.
+
+The seam, for every executor (the local one here; Ray and multi-host later):
+
+- **A group is the unit of work.** :func:`scalelaw.train.loop.train_group` trains one
+  group (members vmapped or in sequence) and is idempotent: it skips members whose
+  ``summary.json`` is final and resumes the others from their checkpoint. So an executor
+  may retry a group, or run it again after a crash, without any bookkeeping of its own.
+- **Results live on the filesystem**, in ``OUT/trials/<trial_id>/``; an executor returns
+  only small :class:`GroupResult` s. A Ray executor ships ``(group.trials, trial dirs)``
+  to a task with resources and retries; ``OUT`` must then be on a filesystem every
+  worker sees. ``collect`` reads the files, never the returned values.
+- **One writer per trial.** On a multi-host slice every host runs the same command
+  after ``jax.distributed.initialize()`` and trains the group together; process 0 writes
+  (the trainer's job), and the sweep layer writes the index and lock on process 0 only.
+- **Progress** is reported to a :class:`RunObserver` (``group_started``, ``advanced``,
+  ``group_finished``); it runs in the driver and may raise to stop the run cleanly
+  (the CLI does so on Ctrl-C: the trainer calls ``advanced`` between chunks of steps,
+  after their metrics are written).
+
+Examples
+--------
+>>> ex = LocalExecutor(mode="sequential")
+>>> ex.mode
+'sequential'
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from scalelaw.sweep.store import SweepStore
+from scalelaw.sweep.trial import Group
+
+__all__ = ["EXECUTORS", "Executor", "GroupResult", "LocalExecutor", "RunObserver",
+           "get_executor", "group_work"]
+
+MODES = ("auto", "vmap", "sequential")
+FINAL = ("done", "diverged")  # states the trainer skips ("failed" is retried)
+
+TrainFn = Callable[..., Sequence[Any]]
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """What an executor returns for one group (the numbers are in the trial files).
+
+    ``members`` are the trainer's ``MemberResult`` s (empty if the group was skipped
+    because every member was already final).
+    """
+
+    group_id: str
+    members: tuple[Any, ...] = ()
+    seconds: float = 0.0
+    skipped: bool = False
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """``{status: number of members}``."""
+        out: dict[str, int] = {}
+        for member in self.members:
+            out[member.status] = out.get(member.status, 0) + 1
+        return out
+
+
+class RunObserver:
+    """Progress callbacks of a run; subclass and override. Any of them may raise to stop.
+
+    ``total`` and ``completed`` count member-steps (members x steps), ``completed``
+    being what earlier runs already did (final members, checkpoints). The trainer's
+    reports of one group sum to ``total``, *including* the steps of members it skips
+    or resumes (reported when it starts them), so an observer showing ``completed``
+    up front should display ``max(completed, sum of reports)``.
+    """
+
+    def group_started(self, group: Group, total: int, completed: int) -> None:
+        """A group is about to train."""
+
+    def advanced(self, group_id: str, steps: int) -> None:
+        """``steps`` member-steps of the group were just completed."""
+
+    def group_finished(self, result: GroupResult) -> None:
+        """A group finished (or was skipped)."""
+
+
+class Executor(Protocol):
+    """Runs groups of a sweep whose directory is ``store.root``; see the module notes."""
+
+    def run(self, groups: Sequence[Group], store: SweepStore,
+            observer: RunObserver | None = None) -> list[GroupResult]:
+        """Train ``groups`` (each resumable) and return one result per group, in order."""
+        ...
+
+
+@dataclass
+class LocalExecutor:
+    """Train groups one after another in this process (the default).
+
+    Parameters
+    ----------
+    mode : {"auto", "vmap", "sequential"}
+        Passed to the trainer: members as one vmapped program, one after another, or
+        the backend's choice (sequential on CPU).
+    train_fn : callable, optional
+        ``train_fn(trials, trial_dirs, *, mode, progress)``; defaults to
+        :func:`scalelaw.train.loop.train_group` (imported when first needed).
+    """
+
+    mode: str = "auto"
+    train_fn: TrainFn | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"--mode: must be one of {', '.join(MODES)}; got {self.mode!r}")
+
+    def run(self, groups: Sequence[Group], store: SweepStore,
+            observer: RunObserver | None = None) -> list[GroupResult]:
+        """Train each group in turn; a group whose members are all final is skipped."""
+        observer = observer or RunObserver()
+        train = self.train_fn or _default_train_fn()
+        results = []
+        for group in groups:
+            total, completed, todo = group_work(group, store)
+            observer.group_started(group, total, completed)
+            if not todo:
+                result = GroupResult(group.group_id, skipped=True)
+            else:
+                dirs = [store.trial_dir(t.trial_id) for t in group.trials]
+                for folder in dirs:
+                    folder.mkdir(parents=True, exist_ok=True)
+                start = time.perf_counter()
+                members = train(list(group.trials), dirs, mode=self.mode,
+                                progress=lambda k, g=group.group_id: observer.advanced(g, k))
+                result = GroupResult(group.group_id, tuple(members), time.perf_counter() - start)
+            observer.group_finished(result)
+            results.append(result)
+        return results
+
+
+def group_work(group: Group, store: SweepStore) -> tuple[int, int, int]:
+    """``(total, completed, members to train)`` of a group, in member-steps and members.
+
+    Final members count fully; an unfinished one counts its latest checkpoint's step.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from scalelaw.sweep import load_spec
+    >>> spec = load_spec({"name": "t", "train": {"tokens": 4096, "batch_size": 4},
+    ...                   "model": {"width": 32, "head_dim": 16, "context": 32}})
+    >>> store = SweepStore.prepare(Path(tempfile.mkdtemp()), spec)
+    >>> group_work(spec.groups()[0], store)
+    (32, 0, 1)
+    """
+    total = completed = todo = 0
+    live = False  # the caller is the run; "running" vs "interrupted" does not matter here
+    for trial in group.trials:
+        total += trial.steps
+        if store.trial_state(trial.trial_id, live) in FINAL:
+            completed += trial.steps
+        else:
+            todo += 1
+            completed += min(trial.steps, checkpoint_step(store.trial_dir(trial.trial_id)))
+    return total, completed, todo
+
+
+def checkpoint_step(trial_dir: Path) -> int:
+    """The newest complete checkpoint's step in ``trial_dir/ckpt`` (orbax step folders), or 0."""
+    folder = Path(trial_dir) / "ckpt"
+    steps = [int(p.name) for p in folder.glob("*") if p.is_dir() and p.name.isdigit()]
+    return max(steps, default=0)
+
+
+def _default_train_fn() -> TrainFn:
+    from scalelaw.train.loop import train_group
+
+    return train_group
+
+
+EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor}
+"""Executors by name (``ray`` is a later issue)."""
+
+
+def get_executor(name: str = "local", **kwargs: Any) -> Executor:
+    """An executor by name, e.g. ``get_executor("local", mode="vmap")``."""
+    if name not in EXECUTORS:
+        raise ValueError(f"--executor: must be one of {', '.join(EXECUTORS)}; got {name!r}")
+    return EXECUTORS[name](**kwargs)

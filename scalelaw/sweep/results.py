@@ -1,0 +1,257 @@
+"""The results tables: one long table of every logged step, and one row per trial.
+
+:func:`results_table` reads a sweep directory (the index and each trial's
+``metrics.jsonl`` / ``summary.json``) into a long :class:`pandas.DataFrame`;
+:func:`collect` writes it atomically to ``results.parquet``. :func:`trial_summary` turns
+any such table (e.g. read back with ``pandas.read_parquet``) into one row per trial, and
+:func:`lr_grid` into the muP transfer view (final eval loss per width x LR).
+
+Columns of the long table (:data:`COLUMNS`, then every swept field by its dotted path):
+
+=================  ========  ==============================================================
+sweep              string    sweep name
+trial_id, group_id string    config hashes (:class:`scalelaw.sweep.TrialConfig`)
+member             int64     position in its group
+parametrization    string    ``sp``, ``mup`` or ``completep``
+width, depth       int64     model shape
+n_params           int64     all parameters (embeddings included)
+n_params_nonembed  int64     the fitters' N
+batch_size         int64     sequences per step
+tokens_per_step    int64     ``batch_size * context``
+lr, weight_decay   float64   ``optimizer.lr`` (peak LR at the base width) and its decay
+seed               int64     ``train.seed`` (initialisation)
+step               int64     optimizer steps completed
+tokens             int64     ``step * tokens_per_step``
+flops              float64   training FLOPs so far (float: large runs exceed int64)
+train_loss         float64   nats per token
+eval_loss          float64   NaN where not evaluated
+diverged_step      Int64     nullable: step at which the trial diverged
+status             string    done, diverged, failed, running, interrupted
+scheduled_lr       float64   the schedule's LR at that step (base width)
+grad_norm          float64   global gradient norm
+wall_time          float64   seconds (not reproducible; drop it to compare runs)
+=================  ========  ==============================================================
+
+Examples
+--------
+>>> empty = build_table([], [])
+>>> list(empty.columns[:4]), str(empty["diverged_step"].dtype)
+(['sweep', 'trial_id', 'group_id', 'member'], 'Int64')
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from scalelaw.sweep.store import SweepStore, atomic_write, read_json
+
+__all__ = ["COLUMNS", "build_table", "collect", "lr_grid", "results_table", "trial_summary"]
+
+COLUMNS: dict[str, str] = {
+    "sweep": "string", "trial_id": "string", "group_id": "string", "member": "int64",
+    "parametrization": "string", "width": "int64", "depth": "int64", "n_params": "int64",
+    "n_params_nonembed": "int64", "batch_size": "int64", "tokens_per_step": "int64",
+    "lr": "float64", "weight_decay": "float64", "seed": "int64", "step": "int64",
+    "tokens": "int64", "flops": "float64", "train_loss": "float64", "eval_loss": "float64",
+    "diverged_step": "Int64", "status": "string", "scheduled_lr": "float64",
+    "grad_norm": "float64", "wall_time": "float64",
+}
+_TRIAL_KEYS = ("sweep", "trial_id", "group_id", "member", "parametrization", "width", "depth",
+               "n_params", "n_params_nonembed", "batch_size", "tokens_per_step", "lr",
+               "weight_decay", "seed")
+_METRIC_KEYS = {"step": "step", "tokens": "tokens", "flops": "flops", "train_loss": "train_loss",
+                "eval_loss": "eval_loss", "scheduled_lr": "lr", "grad_norm": "grad_norm",
+                "wall_time": "wall_time"}
+
+
+def results_table(sweep_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """The long results table of a sweep directory, one row per (trial, logged step).
+
+    Pending trials (nothing written) have no rows; unfinished ones carry their rows so
+    far with status ``running`` or ``interrupted``. See :func:`build_table`.
+    """
+    from scalelaw.train.records import read_metrics  # the trainer's file format
+
+    store = SweepStore.open(sweep_dir)
+    states = store.states()
+    records, metrics = [], []
+    for record in store.records:
+        state = states[record["trial_id"]]
+        if state == "pending":
+            continue
+        folder = store.trial_dir(record["trial_id"])
+        summary = read_json(folder / "summary.json") or {}
+        records.append({**record, "status": state, "diverged_step": summary.get("diverged_step")})
+        metrics.append(read_metrics(folder))
+    return build_table(records, metrics, store.swept_paths)
+
+
+def build_table(records: Sequence[dict[str, Any]], metrics: Sequence[Sequence[dict[str, Any]]],
+                swept_paths: Sequence[str] = ()) -> pd.DataFrame:
+    """Assemble the long table from index records (plus status) and metric lines.
+
+    Parameters
+    ----------
+    records : list of dict
+        :func:`scalelaw.sweep.store.trial_record` entries with ``status`` and
+        ``diverged_step`` added.
+    metrics : list of list of dict
+        Each trial's metric lines (``step``, ``tokens``, ``flops``, ``lr``, ``train_loss``,
+        ``eval_loss``, ``grad_norm``, ``wall_time``). Missing ``tokens`` / ``flops`` are
+        computed from the step; a step logged twice keeps its last line.
+    swept_paths : list of str
+        Extra columns, valued from each record's ``swept`` (or its config).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`COLUMNS` with their dtypes, then one column per swept path. Rows in
+        record order, then by step.
+    """
+    columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+    swept: dict[str, list[Any]] = {path: [] for path in swept_paths}
+    for record, lines in zip(records, metrics, strict=True):
+        lines = sorted({int(m["step"]): m for m in lines}.values(), key=lambda m: int(m["step"]))
+        flat = _flatten(record["config"])
+        for line in lines:
+            tokens = line.get("tokens")
+            tokens = int(line["step"]) * record["tokens_per_step"] if tokens is None else tokens
+            flops = line.get("flops")
+            line = {**line, "tokens": tokens,
+                    "flops": tokens * record["flops_per_token"] if flops is None else flops}
+            for key in _TRIAL_KEYS:
+                columns[key].append(record[key])
+            for column, key in _METRIC_KEYS.items():
+                columns[column].append(line.get(key))
+            columns["diverged_step"].append(record.get("diverged_step"))
+            columns["status"].append(record["status"])
+            for path in swept_paths:
+                swept[path].append(record["swept"].get(path, flat.get(path)))
+    frame = pd.DataFrame({name: _typed(values, COLUMNS[name]) for name, values in columns.items()})
+    for path, values in swept.items():
+        frame[path] = _inferred(values)
+    return frame
+
+
+def collect(sweep_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
+            ) -> tuple[Path, pd.DataFrame]:
+    """Write :func:`results_table` of ``sweep_dir`` to parquet, atomically.
+
+    Parameters
+    ----------
+    sweep_dir : path
+        A sweep directory (see :mod:`scalelaw.sweep.store`).
+    out : path, optional
+        Defaults to ``sweep_dir / "results.parquet"``.
+
+    Returns
+    -------
+    (Path, DataFrame)
+        Where it was written, and the table.
+    """
+    table = results_table(sweep_dir)
+    path = Path(out) if out is not None else Path(sweep_dir) / "results.parquet"
+    if path.is_dir():
+        raise ValueError(f"--out {path}: is a directory; give a .parquet file name")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"--out {path}: directory {path.parent} does not exist")
+    buffer = io.BytesIO()
+    table.to_parquet(buffer, index=False)
+    atomic_write(path, buffer.getvalue())
+    return path, table
+
+
+def trial_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per trial of a long results table: final and best losses.
+
+    Columns: every column that is constant within a trial (ids, shape, hyperparameters,
+    swept fields, ``status``, ``diverged_step``), then ``steps``, ``tokens``, ``flops``
+    (at the last logged step), ``final_train_loss``, ``final_eval_loss`` (last
+    evaluated), ``best_eval_loss``. Works on any table with ``trial_id``, ``step``,
+    ``train_loss`` and ``eval_loss`` columns.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"trial_id": ["a", "a", "b"], "width": [32, 32, 64],
+    ...                   "step": [1, 2, 1], "train_loss": [3.0, 2.0, 4.0],
+    ...                   "eval_loss": [float("nan"), 2.5, 4.1]})
+    >>> trial_summary(t)[["trial_id", "width", "final_train_loss", "best_eval_loss"]]
+      trial_id  width  final_train_loss  best_eval_loss
+    0        a     32               2.0             2.5
+    1        b     64               4.0             4.1
+    """
+    per_step = {"step", "tokens", "flops", "train_loss", "eval_loss", "scheduled_lr",
+                "grad_norm", "wall_time"}
+    ordered = results.sort_values(["trial_id", "step"], kind="stable")
+    grouped = ordered.groupby("trial_id", sort=False)
+    last = grouped.tail(1).set_index("trial_id")
+    keep = [c for c in results.columns if c not in per_step and c != "trial_id"]
+    out = last[keep].copy()
+    out["steps"] = last["step"]
+    for column in ("tokens", "flops"):
+        if column in last:
+            out[column] = last[column]
+    out["final_train_loss"] = last["train_loss"].astype("float64")
+    evals = ordered.dropna(subset=["eval_loss"]).groupby("trial_id")["eval_loss"]
+    out["final_eval_loss"] = evals.last().reindex(out.index).astype("float64")
+    out["best_eval_loss"] = evals.min().reindex(out.index).astype("float64")
+    order = results["trial_id"].drop_duplicates()
+    return out.loc[order].reset_index()
+
+
+def lr_grid(summary: pd.DataFrame, rows: Sequence[str] = ("parametrization", "width"),
+            loss: str = "final_eval_loss") -> pd.DataFrame:
+    """Pivot a :func:`trial_summary` into ``rows`` x ``lr`` (mean over other fields).
+
+    Diverged or failed trials count as ``inf``; a row's ``best_lr`` is the LR with the
+    lowest mean loss (NaN if none is finite). This is the muP transfer view: under muP
+    the best LR should stay put as the width grows.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"width": [32, 32, 64, 64], "lr": [1e-3, 1e-2] * 2,
+    ...                   "final_eval_loss": [3.0, 2.5, 2.9, 2.4]})
+    >>> lr_grid(s, rows=["width"])["best_lr"].tolist()
+    [0.01, 0.01]
+    """
+    data = summary.copy()
+    if "status" in data:
+        data.loc[data["status"].isin(["diverged", "failed"]), loss] = math.inf
+    grid = data.pivot_table(index=list(rows), columns="lr", values=loss, aggfunc="mean",
+                            dropna=False)
+    finite = grid.where(grid.abs() != math.inf)
+    grid["best_lr"] = [row.idxmin() if row.notna().any() else math.nan
+                       for _, row in finite.iterrows()]
+    return grid
+
+
+# ----------------------------------------------------------------------------- dtypes
+def _typed(values: list[Any], dtype: str) -> pd.Series:
+    if dtype == "float64":
+        return pd.Series([math.nan if v is None else float(v) for v in values], dtype="float64")
+    if dtype == "Int64":
+        return pd.Series(pd.array([None if v is None else int(v) for v in values], dtype="Int64"))
+    return pd.Series(values, dtype=dtype)
+
+
+def _inferred(values: list[Any]) -> pd.Series:
+    """Column dtype for a swept field: bool, int64, Int64, float64 or string."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return pd.Series(values, dtype="boolean" if len(present) < len(values) else "bool")
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return _typed(values, "Int64" if len(present) < len(values) else "int64")
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        return _typed(values, "float64")
+    return pd.Series([None if v is None else str(v) for v in values], dtype="string")
+
+
+def _flatten(config: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {f"{s}.{k}": v for s, d in config.items() for k, v in d.items()}

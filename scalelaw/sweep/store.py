@@ -1,0 +1,358 @@
+"""The sweep directory: spec copy, trial index, per-trial folders, trial states and a run lock.
+
+Layout of a sweep directory ``OUT``::
+
+    OUT/sweep.yaml          the spec as run (copied byte for byte)
+    OUT/sweep.2.yaml ...    specs added later with ``extend=True`` (``--extend``)
+    OUT/index.json          the trials: ids, group, member, resolved config, accounting
+    OUT/run.lock            {pid, host, started} while a ``run`` holds the directory
+    OUT/trials/<trial_id>/  config.json, metrics.jsonl, summary.json, ckpt/ (the trainer's)
+    OUT/results.parquet     written by :func:`scalelaw.sweep.results.collect`
+
+``index.json`` is written last and atomically, so a directory either is a sweep (it has
+an index) or is not; ``status`` and ``collect`` read only the index and the trial
+folders, never the spec, so they are fast and survive changes of scalelaw's defaults.
+
+Re-running the same spec into ``OUT`` is the resume mechanism: a trial id is a hash of
+the resolved config, finished trials are skipped and interrupted ones resume from their
+checkpoint (both done by the trainer). A spec that expands to *different* trials is
+refused, unless ``extend=True``: its new trials are then added to the sweep (and its
+file kept as ``sweep.<k>.yaml``), while trials already present are shared.
+
+Examples
+--------
+>>> import tempfile
+>>> from scalelaw.sweep import load_spec
+>>> spec = load_spec({"name": "tiny", "train": {"tokens": 4096, "batch_size": 4},
+...                   "model": {"width": 32, "head_dim": 16, "context": 32},
+...                   "sweep": {"optimizer.lr": [1e-3, 2e-3]}})
+>>> out = Path(tempfile.mkdtemp()) / "out"
+>>> store = SweepStore.prepare(out, spec)
+>>> [r["member"] for r in store.records], sorted(p.name for p in out.iterdir())
+([0, 1], ['index.json', 'sweep.yaml'])
+>>> SweepStore.open(out).states()[store.records[0]["trial_id"]]
+'pending'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scalelaw.errors import ConfigError
+from scalelaw.sweep.spec import SweepSpec, load_spec
+from scalelaw.sweep.trial import Group, TrialConfig
+
+__all__ = ["STATES", "TERMINAL", "SweepStore", "atomic_write", "trial_record"]
+
+FORMAT = 1
+INDEX, SPEC, LOCK, TRIALS = "index.json", "sweep.yaml", "run.lock", "trials"
+TERMINAL = ("done", "diverged", "failed")
+STATES = ("done", "diverged", "failed", "running", "interrupted", "pending")
+"""Trial states: the trainer's three final ones; ``running`` (files, no final summary,
+and a live ``run`` holds the lock), ``interrupted`` (the same with no live run) and
+``pending`` (nothing written yet)."""
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` via a temporary file, fsync and ``os.replace``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def trial_record(trial: TrialConfig, member: int, spec_file: str = SPEC) -> dict[str, Any]:
+    """The index entry of one trial: ids, member, config and the accounting tables need.
+
+    Examples
+    --------
+    >>> t = TrialConfig.from_dict({"model": {"width": 32, "head_dim": 16, "context": 32},
+    ...                            "train": {"tokens": 4096, "batch_size": 4}})
+    >>> r = trial_record(t, 0)
+    >>> r["steps"], r["tokens_per_step"], r["width"]
+    (32, 128, 32)
+    """
+    return {
+        "trial_id": trial.trial_id, "group_id": trial.group_id, "member": member,
+        "sweep": trial.sweep_name, "spec": spec_file, "swept": dict(trial.swept),
+        "parametrization": trial.parametrization.name, "width": trial.model.width,
+        "depth": trial.model.depth, "n_params": trial.n_params,
+        "n_params_nonembed": trial.n_params_nonembed, "batch_size": trial.train.batch_size,
+        "tokens_per_step": trial.tokens_per_step, "lr": trial.optimizer.lr,
+        "weight_decay": trial.optimizer.weight_decay, "seed": trial.train.seed,
+        "steps": trial.steps, "flops_per_token": trial.flops_per_token,
+        "config": trial.config_dict(),
+    }
+
+
+class SweepStore:
+    """A sweep directory. Create with :meth:`prepare` (run) or :meth:`open` (read).
+
+    Attributes
+    ----------
+    root : Path
+    name : str
+        The sweep name of the first spec.
+    records : list of dict
+        :func:`trial_record` per trial, grouped: group order of first appearance, members
+        in order (trials added by an extension go after their group's existing members).
+    specs : list of dict
+        ``{"file", "name", "trials": [trial ids]}`` per spec file.
+    """
+
+    def __init__(self, root: Path, index: dict[str, Any]) -> None:
+        self.root = Path(root)
+        self.name: str = index["name"]
+        self.records: list[dict[str, Any]] = index["trials"]
+        self.specs: list[dict[str, Any]] = index["specs"]
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, root: str | os.PathLike[str]) -> SweepStore:
+        """Open an existing sweep directory (``ConfigError`` if it is not one)."""
+        root = Path(root)
+        if not root.is_dir():
+            raise ConfigError(f"{root}: no such sweep directory")
+        try:
+            index = json.loads((root / INDEX).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{root}: not a sweep directory (no {INDEX})") from None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{root / INDEX}: unreadable ({exc})") from None
+        if not isinstance(index, dict) or index.get("format") != FORMAT:
+            raise ConfigError(f"{root / INDEX}: unknown format (expected format {FORMAT})")
+        return cls(root, index)
+
+    @classmethod
+    def prepare(cls, root: str | os.PathLike[str], spec: SweepSpec, *,
+                spec_text: str | None = None, extend: bool = False) -> SweepStore:
+        """Create ``root`` for ``spec``, or check that it already holds the same sweep.
+
+        Parameters
+        ----------
+        root : path
+            The sweep directory (created if missing; must be empty if not a sweep).
+        spec : SweepSpec
+            The loaded spec. Its file (``spec.source``) is copied; ``spec_text`` overrides.
+        extend : bool
+            If ``root`` holds a sweep whose trials differ from ``spec``'s, add the new
+            trials instead of refusing.
+
+        Raises
+        ------
+        ConfigError
+            ``root`` is a file or a non-empty non-sweep directory, or holds a different
+            sweep and ``extend`` is false.
+        """
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"--out {root}: is a file, not a directory")
+        ids = [t.trial_id for t in spec.trials()]
+        if (root / INDEX).exists():
+            store = cls.open(root)
+            if store._matches(spec.name, ids):
+                return store
+            if not extend:
+                raise ConfigError(store._difference(spec.name, ids))
+            return store._extend(spec, ids, spec_text)
+        if root.is_dir() and any(p.name != SPEC for p in root.iterdir()):
+            raise ConfigError(f"--out {root}: exists and is not a sweep directory (no {INDEX}); "
+                              f"choose a new or empty directory")
+        root.mkdir(parents=True, exist_ok=True)
+        atomic_write(root / SPEC, spec_text if spec_text is not None else _spec_text(spec))
+        records = _grouped([], [trial_record(t, 0) for t in spec.trials()])
+        index = {"format": FORMAT, "name": spec.name, "created": _now(),
+                 "specs": [{"file": SPEC, "name": spec.name, "trials": ids}], "trials": records}
+        atomic_write(root / INDEX, json.dumps(index, indent=1))
+        return cls(root, index)
+
+    def _matches(self, name: str, ids: list[str]) -> bool:
+        known = [set(s["trials"]) for s in self.specs] + [{r["trial_id"] for r in self.records}]
+        return any(s["name"] == name for s in self.specs) and set(ids) in known
+
+    def _difference(self, name: str, ids: list[str]) -> str:
+        have = {r["trial_id"] for r in self.records}
+        new, missing = len(set(ids) - have), len(have - set(ids))
+        if new == missing == 0:
+            what = f"sweep {self.name!r} (this spec is named {name!r})"
+        else:
+            what = f"sweep {self.name!r} with different trials ({new} new in this spec, " \
+                   f"{missing} not in it)"
+        return (f"--out {self.root}: holds {what}; use a new --out, or --extend to add this "
+                f"spec to it")
+
+    def _extend(self, spec: SweepSpec, ids: list[str], spec_text: str | None) -> SweepStore:
+        file = f"sweep.{len(self.specs) + 1}.yaml"
+        atomic_write(self.root / file, spec_text if spec_text is not None else _spec_text(spec))
+        have = {r["trial_id"] for r in self.records}
+        fresh = [trial_record(t, 0, file) for t in spec.trials() if t.trial_id not in have]
+        self.records = _grouped(self.records, fresh)
+        self.specs = [*self.specs, {"file": file, "name": spec.name, "trials": ids}]
+        self._write_index()
+        return self
+
+    def _write_index(self) -> None:
+        index = json.loads((self.root / INDEX).read_text())
+        index.update(specs=self.specs, trials=self.records, updated=_now())
+        atomic_write(self.root / INDEX, json.dumps(index, indent=1))
+
+    # ------------------------------------------------------------------ trials
+    @property
+    def swept_paths(self) -> list[str]:
+        """Every swept field path, in order of first appearance."""
+        return list(dict.fromkeys(p for r in self.records for p in r["swept"]))
+
+    def trial_dir(self, trial_id: str) -> Path:
+        """``root / "trials" / trial_id``."""
+        return self.root / TRIALS / trial_id
+
+    def load_trials(self) -> list[TrialConfig]:
+        """The trials as :class:`TrialConfig` objects, re-expanded from the spec copies.
+
+        Raises ``ConfigError`` if a copy no longer expands to the indexed trials (e.g.
+        scalelaw changed a default, which changes trial ids).
+        """
+        by_id: dict[str, TrialConfig] = {}
+        for entry in self.specs:
+            for trial in load_spec(self.root / entry["file"]).trials():
+                by_id.setdefault(trial.trial_id, trial)
+        lost = [r["trial_id"] for r in self.records if r["trial_id"] not in by_id]
+        if lost:
+            raise ConfigError(f"{self.root}: the spec copies no longer expand to {len(lost)} "
+                              f"indexed trial(s) (e.g. {lost[0]}); was scalelaw upgraded?")
+        return [by_id[r["trial_id"]] for r in self.records]
+
+    def groups(self, trials: Sequence[TrialConfig] | None = None) -> list[Group]:
+        """Groups in index order; ``trials`` as from :meth:`load_trials` (loaded if None)."""
+        trials = self.load_trials() if trials is None else trials
+        out: dict[str, list[TrialConfig]] = {}
+        for trial in trials:
+            out.setdefault(trial.group_id, []).append(trial)
+        return [Group(gid, tuple(members)) for gid, members in out.items()]
+
+    def trial_state(self, trial_id: str, live: bool | None = None) -> str:
+        """One of :data:`STATES`; ``live`` says whether a run holds the lock (checked if None)."""
+        folder = self.trial_dir(trial_id)
+        if not folder.is_dir() or not any(folder.iterdir()):
+            return "pending"
+        summary = read_json(folder / "summary.json")
+        if isinstance(summary, dict) and summary.get("status") in TERMINAL:
+            return summary["status"]
+        live = self.lock_holder() is not None if live is None else live
+        return "running" if live else "interrupted"
+
+    def states(self) -> dict[str, str]:
+        """``{trial_id: state}`` for every trial, in index order."""
+        live = self.lock_holder() is not None
+        return {r["trial_id"]: self.trial_state(r["trial_id"], live) for r in self.records}
+
+    # ------------------------------------------------------------------ lock
+    def lock_holder(self) -> dict[str, Any] | None:
+        """The lock's ``{pid, host, started}`` if a live process (or another host) holds it."""
+        info = read_json(self.root / LOCK)
+        if not isinstance(info, dict):
+            return None
+        if info.get("host") == socket.gethostname() and not _alive(int(info.get("pid", -1))):
+            return None
+        return info
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold ``run.lock`` for a run; refuses if another live run holds it.
+
+        A lock left by a killed process on this host is stale and taken over; one from
+        another host must be removed by hand (its liveness cannot be checked).
+        """
+        holder = self.lock_holder()
+        if holder is not None and holder.get("pid") != os.getpid():
+            raise ConfigError(f"{self.root}: already being run by process {holder.get('pid')} on "
+                              f"{holder.get('host')} since {holder.get('started')} (if that run "
+                              f"is gone, delete {self.root / LOCK})")
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
+        atomic_write(self.root / LOCK, json.dumps(info))
+        try:
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                if read_json(self.root / LOCK) == info:
+                    (self.root / LOCK).unlink()
+
+
+# ----------------------------------------------------------------------------- helpers
+def read_json(path: Path) -> Any:
+    """Parsed JSON of ``path``, or ``None`` if it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _grouped(old: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``old + fresh`` ordered by group (first appearance), members renumbered after old ones."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in [*old, *fresh]:
+        groups.setdefault(record["group_id"], []).append(record)
+    out = []
+    for members in groups.values():
+        known = {r["trial_id"] for r in old}
+        next_member = max((r["member"] for r in members if r["trial_id"] in known), default=-1)
+        for record in members:
+            if record["trial_id"] not in known:
+                next_member += 1
+                record = {**record, "member": next_member}
+            out.append(record)
+    return out
+
+
+def _spec_text(spec: SweepSpec) -> str:
+    """The spec's file text, or a YAML dump of an in-memory spec."""
+    if spec.source is not None:
+        return Path(spec.source).read_text()
+    raw: dict[str, Any] = {"name": spec.name, "description": spec.description,
+                           **{k: dict(v) for k, v in spec.base.items()}}
+    sweep = {}
+    for axis in spec.axes:
+        if len(axis.paths) != 1:
+            raise ConfigError("spec: a spec with zip axes must be loaded from a file to be run")
+        sweep[axis.paths[0]] = [point[axis.paths[0]] for point in axis.points]
+    if spec.overrides:
+        raise ConfigError("spec: a spec with overrides must be loaded from a file to be run")
+    raw["sweep"] = sweep
+    return yaml.safe_dump(_lists(raw), sort_keys=False)
+
+
+def _lists(value: Any) -> Any:
+    """Tuples to lists, recursively (``yaml.safe_dump`` refuses tuples)."""
+    if isinstance(value, tuple | list):
+        return [_lists(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    return value
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,218 @@
+"""`scalelaw sweep plan|run|status|collect`: output, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from _fake import TINY, FakeTrainer, MemberResult, write_spec
+
+from scalelaw.cli import main
+from scalelaw.sweep import load_spec
+from scalelaw.sweep.store import INDEX, SweepStore
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:  # noqa: ANN001
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+@pytest.fixture
+def fake(monkeypatch) -> FakeTrainer:
+    trainer = FakeTrainer()
+    monkeypatch.setattr("scalelaw.sweep.executors._default_train_fn", lambda: trainer)
+    return trainer
+
+
+@pytest.fixture
+def spec_path(tmp_path) -> Path:
+    return write_spec(tmp_path / "tiny.yaml")
+
+
+@pytest.fixture
+def peak_cache(tmp_path, monkeypatch) -> float:
+    """A cached matmul peak of 100 GFLOP/s, so `plan` measures nothing."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "scalelaw").mkdir(parents=True)
+    key = f"{socket.gethostname()}-{os.cpu_count()}"
+    (tmp_path / "cache" / "scalelaw" / "matmul_peak.json").write_text(
+        json.dumps({key: {"flops": 100e9, "backend": "cpu", "device": "cpu", "n": 1024}}))
+    return 100e9
+
+
+# ----------------------------------------------------------------------------- plan
+def test_plan_json_and_table(tmp_path, spec_path, peak_cache, capsys):
+    two_widths = write_spec(tmp_path / "w.yaml", sweep={"model.width": [32, 64],
+                                                        "optimizer.lr": [2e-3, 1e-2, 3e-2]})
+    code, out, err = run(["sweep", "plan", str(two_widths), "--json"], capsys)
+    assert code == 0, err
+    plan = json.loads(out)
+    assert plan["trials"] == 6 and len(plan["groups"]) == 2 and plan["method"] == "model"
+    assert plan["peak_flops"] == peak_cache
+    g = plan["groups"][0]
+    assert (g["members"], g["steps"], g["varying"]) == (3, 40, ["optimizer.lr"])
+    per_token = 6 * (12 * 32**2 + 32 * 256) + 12 * 32 * 32   # width 32, depth 1, T 32
+    train = 3 * 40 * 128 * per_token
+    evals = 3 * (40 // 16 + 1) * 256 * per_token / 3         # eval_tokens 256, fwd only
+    assert g["flops"] == pytest.approx(train + evals)
+    assert g["seconds"] == pytest.approx((train + evals) / (peak_cache * 0.10) + 3.0)
+    code, out, err = run(["sweep", "plan", str(spec_path)], capsys)
+    assert code == 0 and "mup w32 d1 T32 B4" in out and "measured f32 matmul" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "tiny.yaml", "w.yaml"]
+
+
+# ----------------------------------------------------------------------------- run & co
+def test_run_status_collect_rerun(tmp_path, spec_path, fake, capsys):
+    out = tmp_path / "out"
+    code, _, err = run(["sweep", "run", str(spec_path), "--out", str(out)], capsys)
+    assert code == 0, err
+    assert "done: 2 done of 2 trials" in err and len(fake.trained) == 2
+    code, text, err = run(["sweep", "status", str(out)], capsys)
+    assert code == 0 and "best lr" in text and "tiny" in text
+    code, text, _ = run(["sweep", "status", str(out), "--json"], capsys)
+    data = json.loads(text)
+    assert data["totals"]["done"] == 2 and data["totals"]["pending"] == 0
+    grid = data["best_lr"]
+    assert grid["lrs"] == [2e-3, 1e-2] and grid["rows"][0]["key"] == {"parametrization": "mup",
+                                                                       "width": 32}
+    code, text, err = run(["sweep", "collect", str(out)], capsys)
+    assert code == 0 and "20 rows, 2 trials" in text and err == ""
+    assert len(pd.read_parquet(out / "results.parquet")) == 20
+    # re-running (with the spec, or from the directory alone) trains nothing
+    code, _, err = run(["sweep", "run", str(spec_path), "--out", str(out)], capsys)
+    assert code == 0 and "nothing to do" in err
+    code, _, err = run(["sweep", "run", "--out", str(out)], capsys)
+    assert code == 0 and "nothing to do" in err and len(fake.trained) == 2
+
+
+def test_max_groups_and_resume_hint(tmp_path, fake, capsys):
+    spec = write_spec(tmp_path / "w.yaml", sweep={"model.width": [32, 64],
+                                                  "optimizer.lr": [2e-3, 1e-2]})
+    out = tmp_path / "out"
+    code, _, err = run(["sweep", "run", str(spec), "--out", str(out), "--max-groups", "1"],
+                       capsys)
+    assert code == 0 and "1 groups left" in err and len(fake.trained) == 2
+    data = json.loads(run(["sweep", "status", str(out), "--json"], capsys)[1])
+    assert [(g["width"], g["done"], g["pending"]) for g in data["groups"]] == [(32, 2, 0),
+                                                                               (64, 0, 2)]
+    code, text, err = run(["sweep", "collect", str(out)], capsys)
+    assert code == 0 and "not finished" in err
+    code, _, err = run(["sweep", "run", "--out", str(out)], capsys)
+    assert code == 0 and len(fake.trained) == 4
+
+
+def test_interrupted_trial_shows_in_status(tmp_path, spec_path, capsys):
+    store = SweepStore.prepare(tmp_path / "out", load_spec(
+        spec_path))
+    folder = store.trial_dir(store.records[0]["trial_id"])
+    folder.mkdir(parents=True)
+    (folder / "metrics.jsonl").write_text('{"step": 4, "train_loss": 5.0}\n')
+    code, text, _ = run(["sweep", "status", str(store.root)], capsys)
+    assert code == 0 and "interrupted" in text and "resume with" in text
+
+
+def test_failed_members_exit_1(tmp_path, spec_path, monkeypatch, capsys):
+    def failing(trials, dirs, *, mode, progress):  # noqa: ANN001, ANN202
+        return [MemberResult(t.trial_id, "failed", None, 0, None, None) for t in trials]
+
+    monkeypatch.setattr("scalelaw.sweep.executors._default_train_fn", lambda: failing)
+    code, _, err = run(["sweep", "run", str(spec_path), "--out", str(tmp_path / "o")], capsys)
+    assert code == 1 and "2 trial(s) failed" in err
+
+
+def test_ctrl_c_stops_cleanly_with_exit_130(tmp_path, spec_path, monkeypatch, capsys):
+    trainer = FakeTrainer()
+
+    def interrupting(trials, dirs, *, mode, progress):  # noqa: ANN001, ANN202
+        def report(k: int) -> None:
+            if not trainer.trained[1:]:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C during the first member
+            progress(k)
+        return trainer(trials, dirs, mode=mode, progress=report)
+
+    monkeypatch.setattr("scalelaw.sweep.executors._default_train_fn", lambda: interrupting)
+    out = tmp_path / "out"
+    code, _, err = run(["sweep", "run", str(spec_path), "--out", str(out)], capsys)
+    assert code == 130
+    assert f"resume with `scalelaw sweep run --out {out}`" in err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert not (out / "run.lock").exists()
+
+
+# ----------------------------------------------------------------------------- errors
+@pytest.fixture
+def cases(tmp_path, spec_path) -> dict[str, tuple[list[str], str]]:
+    bad = write_spec(tmp_path / "bad.yaml", model={**TINY["model"], "width": 33})
+    other = write_spec(tmp_path / "other.yaml", sweep={"optimizer.lr": [1e-3]})
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("")
+    (tmp_path / "afile").write_text("")
+    sweep = tmp_path / "sweep"
+    SweepStore.prepare(sweep, load_spec(spec_path))
+    s, o = str(spec_path), str(tmp_path / "new")
+    return {
+        "missing spec": (["sweep", "run", str(tmp_path / "nope.yaml"), "--out", o],
+                         "no such spec file"),
+        "malformed spec": (["sweep", "run", str(bad), "--out", o], "model.width"),
+        "spec is a directory": (["sweep", "plan", str(tmp_path)], "is a directory"),
+        "bad mode": (["sweep", "run", s, "--out", o, "--mode", "fast"], "--mode"),
+        "out is a file": (["sweep", "run", s, "--out", str(tmp_path / "afile")], "is a file"),
+        "out not a sweep": (["sweep", "run", s, "--out", str(tmp_path / "full")],
+                            "not a sweep directory"),
+        "different spec": (["sweep", "run", str(other), "--out", str(sweep)], "--extend"),
+        "resume non-sweep": (["sweep", "run", "--out", o], "no such sweep directory"),
+        "status non-sweep": (["sweep", "status", str(tmp_path / "full")], "not a sweep"),
+        "collect non-sweep": (["sweep", "collect", str(tmp_path)], "not a sweep directory"),
+        "collect bad out": (["sweep", "collect", str(sweep), "--out",
+                             str(tmp_path / "no" / "r.parquet")], "does not exist"),
+        "max-groups 0": (["sweep", "run", s, "--out", o, "--max-groups", "0"], "max-groups"),
+    }
+
+
+CASES = ["missing spec", "malformed spec", "spec is a directory", "bad mode", "out is a file",
+         "out not a sweep", "different spec", "resume non-sweep", "status non-sweep",
+         "collect non-sweep", "collect bad out", "max-groups 0"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, cases, tmp_path, fake, capsys):
+    argv, needle = cases[case]
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    index = (tmp_path / "sweep" / INDEX).read_text()
+    code, out, err = run(argv, capsys)
+    assert code == 2, (out, err)
+    assert err.startswith("error: ") and err.count("\n") == 1 and needle in err, err
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+    assert (tmp_path / "sweep" / INDEX).read_text() == index and fake.trained == []
+
+
+def test_sigint_in_a_real_run_then_resume(tmp_path, spec_path):
+    """Ctrl-C on a real subprocess: exit 130 after the current chunk, then resume."""
+    spec = write_spec(tmp_path / "long.yaml", train={**TINY["train"], "tokens": 96 * 128})
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "scalelaw.cli", "sweep", "run"]
+    proc = subprocess.Popen([*cmd, str(spec), "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline and not any(
+            p.name.isdigit() for p in out.glob("trials/*/ckpt/*")):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "resume with" in err and not (out / "run.lock").exists()
+    states = SweepStore.open(out).states()
+    assert "interrupted" in states.values()
+    done = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert set(SweepStore.open(out).states().values()) == {"done"}
