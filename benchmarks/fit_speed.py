@@ -1,0 +1,133 @@
+"""Benchmark: scalelaw's vectorised robust fit vs a plain scipy L-BFGS-B loop (issue 4 §8).
+
+Data: the Epoch AI extraction of Chinchilla's Approach-3 points (Besiroglu et al. 2024),
+read from ``../shared/anchors/epoch_chinchilla`` next to the repository. Protocol: D = C/(6N),
+drop the 5 highest losses (n = 240), Hoffmann's 4,500-start grid, sum of Huber(1e-3).
+
+Cases: (a) cold fit including compilation -- the CLI (`scalelaw fit ... --json`, a fresh
+process) against the scipy loop; (b) warm refit in the same process; (c) Epoch's bootstrap:
+4,000 resamples, each refit from the best fit (one start). Prints a table; asserts nothing.
+
+Run: ``python benchmarks/fit_speed.py``
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ANCHOR = Path(__file__).resolve().parents[1].parent / "shared" / "anchors" / "epoch_chinchilla"
+DELTA = 1e-3
+
+
+def load() -> pd.DataFrame:
+    path = ANCHOR / "svg_extracted_data.csv"
+    if not path.exists():
+        sys.exit(f"fit_speed: anchor data not found at {path} (expected ../shared/anchors)")
+    df = pd.read_csv(path)
+    out = pd.DataFrame({"N": df["Model Size"], "D": df["Training FLOP"] / (6 * df["Model Size"]),
+                        "loss": df["loss"]})
+    return out[out["loss"] < np.sort(out["loss"])[-5]].reset_index(drop=True)
+
+
+def scipy_objective(theta, lN, lD, lL, w):
+    """Σ w·Huber(LSE(a − α lN, b − β lD, e) − lL) and its analytic gradient."""
+    a, b, e, al, be = theta
+    x = np.stack([a - al * lN, b - be * lD, np.full_like(lN, e)])
+    m = x.max(0)
+    s = np.exp(x - m)
+    tot = s.sum(0)
+    r = m + np.log(tot) - lL
+    ar = np.abs(r)
+    val = np.sum(w * np.where(ar <= DELTA, 0.5 * r * r, DELTA * (ar - 0.5 * DELTA)))
+    h = w * np.clip(r, -DELTA, DELTA)
+    p = s / tot
+    grad = np.array([(h * p[0]).sum(), (h * p[1]).sum(), (h * p[2]).sum(),
+                     -(h * p[0] * lN).sum(), -(h * p[1] * lD).sum()])
+    return val, grad
+
+
+def scipy_fit(starts, lN, lD, lL, w):
+    from scipy.optimize import minimize
+
+    best = None
+    for t0 in starts:
+        r = minimize(scipy_objective, t0, args=(lN, lD, lL, w), jac=True, method="L-BFGS-B")
+        if np.isfinite(r.fun) and (best is None or r.fun < best.fun):
+            best = r
+    return best
+
+
+def main() -> None:
+    df = load()
+    lN, lD, lL = (np.log(df[c].to_numpy()) for c in ("N", "D", "loss"))
+    ones = np.ones_like(lN)
+    from scalelaw.fit.bootstrap import refit_weighted, resample_counts
+    from scalelaw.fit.laws import get_law
+    from scalelaw.fit.robust import fit_law
+
+    law = get_law("chinchilla")
+    starts = law.grid()
+    rows = []
+
+    # (a) cold: the CLI in a fresh process vs the scipy loop over all starts
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "epoch.csv"
+        df.to_csv(csv, index=False)
+        t = time.perf_counter()
+        proc = subprocess.run(["scalelaw", "fit", str(csv), "--json"], capture_output=True,
+                              text=True, check=True)
+        t_cli = time.perf_counter() - t
+    cli_obj = json.loads(proc.stdout)["objective"]
+    t = time.perf_counter()
+    ref = scipy_fit(starts, lN, lD, lL, ones)
+    t_scipy = time.perf_counter() - t
+    rows.append(("(a) cold fit, 4,500 starts (scalelaw = CLI process)", t_scipy, t_cli,
+                 ref.fun, cli_obj))
+
+    # (b) warm refit in this process
+    fit_law(df)
+    t = time.perf_counter()
+    res = fit_law(df)
+    t_warm = time.perf_counter() - t
+    rows.append(("(b) warm refit, 4,500 starts", t_scipy, t_warm, ref.fun, res.objective))
+
+    # (c) bootstrap: 4,000 resamples, each from the best fit (one start)
+    counts = resample_counts(len(lN), 4000, seed=42)
+    theta0 = np.array(list(res.metadata["fit_params"].values()))
+    t = time.perf_counter()
+    _, vals = refit_weighted(law, {"N": df["N"].to_numpy(), "D": df["D"].to_numpy()},
+                             df["loss"].to_numpy(), theta0, counts, delta=DELTA)
+    t_boot_cold = time.perf_counter() - t
+    t = time.perf_counter()
+    _, vals = refit_weighted(law, {"N": df["N"].to_numpy(), "D": df["D"].to_numpy()},
+                             df["loss"].to_numpy(), theta0, counts, delta=DELTA)
+    t_boot = time.perf_counter() - t
+    t = time.perf_counter()
+    sp_vals = np.array([scipy_fit([theta0], lN, lD, lL, w).fun for w in counts])
+    t_sp_boot = time.perf_counter() - t
+    gap = np.max((vals - sp_vals) / sp_vals)
+    rows.append(("(c) bootstrap 4,000 x 1 start (incl. compile)", t_sp_boot, t_boot_cold,
+                 float(np.sum(sp_vals)), float(np.sum(vals))))
+    rows.append(("(c) bootstrap 4,000 x 1 start (warm)", t_sp_boot, t_boot,
+                 float(np.sum(sp_vals)), float(np.sum(vals))))
+
+    print(f"Epoch AI Chinchilla data, n = {len(lN)}; machine load shared; times in seconds")
+    print(f"{'case':<52} {'scipy':>8} {'scalelaw':>9} {'ratio':>7} "
+          f"{'scipy objective':>16} {'scalelaw objective':>19} {'rel. diff':>10}")
+    for name, ts, tl, os_, ol in rows:
+        print(f"{name:<52} {ts:8.2f} {tl:9.3f} {ts / tl:6.1f}x {os_:16.9e} {ol:19.9e} "
+              f"{(ol - os_) / os_:10.1e}")
+    print(f"bootstrap: max per-resample (scalelaw - scipy)/scipy = {gap:.1e} "
+          f"(negative = scalelaw lower)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""``scalelaw fit``: fit a loss law to a table of runs (Hoffmann et al. 2022 App. D.2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``fit`` command to ``app``."""
+
+    @app.command("fit")
+    def fit(
+        table: Path = typer.Argument(..., help="CSV, Parquet or JSONL table, one row per run."),
+        law: str = typer.Option("chinchilla", help="Law name (chinchilla, kaplan, farseer, ...)."),
+        n: str = typer.Option("N", "--n", help="Column with parameter counts."),
+        d: str = typer.Option("D", "--d", help="Column with training tokens."),
+        loss: str = typer.Option("loss", "--loss", help="Column with the final loss (nats)."),
+        drop_top: int = typer.Option(0, "--drop-top", help="Drop the K highest-loss rows."),
+        bootstrap: int = typer.Option(0, "--bootstrap", help="Bootstrap resamples."),
+        seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+        holdout_above: float = typer.Option(
+            None, "--holdout-above", help="Fit on N <= this; report error on larger N."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        save: Path = typer.Option(None, "--save", help="Write the fit as JSON."),
+        plot: Path = typer.Option(None, "--plot", help="Write a figure (png, pdf, svg)."),
+    ) -> None:
+        """Fit L(N, D) robustly from the full init grid; print parameters and objective."""
+        from scalelaw.fit.robust import fit_law
+
+        if bootstrap < 0 or bootstrap == 1:
+            raise ValueError(f"--bootstrap: must be 0 or >= 2, got {bootstrap}")
+        if plot is not None and plot.suffix.lower() not in (".png", ".pdf", ".svg"):
+            raise ValueError(f"--plot: use a .png, .pdf or .svg file, got {plot.name!r}")
+        result = fit_law(table, law, n=n, d=d, loss=loss, drop_top=drop_top,
+                         bootstrap=bootstrap, seed=seed, holdout_above=holdout_above)
+        if plot is not None:
+            from scalelaw.fit.plots import save_fit_figure
+
+            save_fit_figure(result, table, plot, n=n, d=d, loss=loss)
+        if save is not None:
+            result.save(save)
+        if as_json:
+            from scalelaw._cli._common import print_json
+
+            print_json(_summary(result))
+        else:
+            _print_table(result)
+
+
+def _summary(result: Any) -> dict[str, Any]:
+    out = result.to_dict()
+    out.pop("samples", None)
+    if result.samples:
+        out["stderr"] = {k: result.stderr(k) for k in result.samples}
+        out["interval95"] = {k: list(result.interval(k)) for k in result.samples}
+    return out
+
+
+def _print_table(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    boot = bool(result.samples)
+    t = Table(title=f"{result.law}: {result.n_points} points, objective {result.objective:.6e}")
+    t.add_column("parameter")
+    t.add_column("value", justify="right")
+    if boot:
+        t.add_column("std. err.", justify="right")
+        t.add_column("95% interval", justify="right")
+    values = {**result.params, **result.metadata.get("derived", {})}
+    for k, v in values.items():
+        row = [k, f"{v:.6g}"]
+        if boot and k in result.samples:
+            lo, hi = result.interval(k)
+            row += [f"{result.stderr(k):.3g}", f"({lo:.4g}, {hi:.4g})"]
+        t.add_row(*row)
+    console = Console()
+    console.print(t)
+    hold = result.metadata.get("holdout")
+    if hold:
+        console.print(f"held out (N > {hold['fit_N_max']:g}): {hold['n']} rows, mean relative "
+                      f"error {hold['mean_rel_error']:.3%}, max {hold['max_rel_error']:.3%}")
+    conv = ", ".join(f"{k}: {v}" for k, v in result.conventions.items())
+    console.print(f"conventions: {conv}")

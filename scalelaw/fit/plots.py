@@ -1,0 +1,131 @@
+"""Figures for loss-surface fits (matplotlib, Agg backend; imported inside each function).
+
+- :func:`plot_surface`: contours of the fitted L(N, D) with the data and the compute-optimal
+  frontier N_opt(C) (Hoffmann et al. 2022, Fig. 4 style).
+- :func:`plot_isoflop`: loss against N per compute budget with the fitted parabolas and
+  minima (Approach 2, Hoffmann et al. 2022 Fig. 3).
+- :func:`plot_residuals`: log residuals against N, coloured by D.
+
+Examples
+--------
+>>> # fig = plot_surface(result, df); fig.savefig("fit.png")
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scalelaw.fit.laws import get_law
+from scalelaw.fit.result import FitResult
+from scalelaw.fit.table import TableLike, read_table
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_surface(result: FitResult, table: TableLike, *, n: str = "N", d: str = "D",
+                 loss: str = "loss", ax: Any = None) -> Any:
+    """Contours of the fitted L(N, D) (log axes), data points and the optimal frontier."""
+    from scalelaw.fit.allocate import compute_optimal
+
+    plt = _pyplot()
+    df = read_table(table)
+    law = get_law(result.law)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4.5))
+    N, D = df[n].to_numpy(float), df[d].to_numpy(float)
+    gn = np.geomspace(N.min() / 2, N.max() * 2, 120)
+    gd = np.geomspace(D.min() / 2, D.max() * 2, 120)
+    GN, GD = np.meshgrid(gn, gd)
+    Z = law.predict(result.params, N=GN, D=GD)
+    cs = ax.contour(GN, GD, Z, levels=12, cmap="viridis")
+    ax.clabel(cs, fontsize=7)
+    sc = ax.scatter(N, D, c=df[loss].to_numpy(float), s=12, cmap="viridis", edgecolors="k",
+                    linewidths=0.3)
+    ax.figure.colorbar(sc, ax=ax, label=loss)
+    if law.name in ("chinchilla", "kaplan", "farseer"):
+        C = np.geomspace(6 * gn.min() * gd.min(), 6 * gn.max() * gd.max(), 40)
+        opt = compute_optimal(result, C)
+        m = (opt["N_opt"] >= gn.min()) & (opt["N_opt"] <= gn.max())
+        ax.plot(opt["N_opt"][m], opt["D_opt"][m], "r-", lw=1.5, label="compute-optimal")
+        ax.legend(loc="upper left", fontsize=8)
+    ax.set(xscale="log", yscale="log", xlabel="N (parameters)", ylabel="D (tokens)",
+           xlim=(gn.min(), gn.max()), ylim=(gd.min(), gd.max()),
+           title=f"{result.law}: fitted loss")
+    return ax.figure
+
+
+def plot_residuals(result: FitResult, table: TableLike, *, n: str = "N", d: str = "D",
+                   loss: str = "loss", ax: Any = None) -> Any:
+    """log L̂ − log L against N, coloured by log D."""
+    plt = _pyplot()
+    df = read_table(table)
+    law = get_law(result.law)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    N, D, L = (df[c].to_numpy(float) for c in (n, d, loss))
+    r = np.log(law.predict(result.params, N=N, D=D)) - np.log(L)
+    sc = ax.scatter(N, r, c=np.log10(D), s=12, cmap="plasma")
+    ax.figure.colorbar(sc, ax=ax, label="log10 D")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(xscale="log", xlabel="N (parameters)", ylabel="log residual", title="residuals")
+    return ax.figure
+
+
+def plot_isoflop(table: TableLike, *, n: str = "N", c: str = "C", loss: str = "loss",
+                 ax: Any = None) -> Any:
+    """Loss vs N per compute budget with least-squares parabolas in log N and their minima."""
+    from scalelaw.fit.isoflop import parabola_minimum
+
+    plt = _pyplot()
+    df = read_table(table)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    budgets = np.unique(df[c].to_numpy(float))
+    colors = plt.cm.viridis(np.linspace(0, 1, len(budgets)))
+    for budget, color in zip(budgets, colors, strict=True):
+        sub = df[df[c] == budget]
+        x, y = np.log(sub[n].to_numpy(float)), sub[loss].to_numpy(float)
+        ax.scatter(np.exp(x), y, color=color, s=12, label=f"C={budget:.2g}")
+        if len(x) >= 3:
+            xm, coef = parabola_minimum(x, y)
+            xs = np.linspace(x.min(), x.max(), 100)
+            ax.plot(np.exp(xs), np.polyval(coef, xs), color=color, lw=1)
+            if np.isfinite(xm):
+                ax.plot(np.exp(xm), np.polyval(coef, xm), "kx")
+    ax.set(xscale="log", xlabel="N (parameters)", ylabel=loss, title="iso-FLOP profiles")
+    ax.legend(fontsize=7)
+    return ax.figure
+
+
+def save_fit_figure(result: FitResult, table: TableLike, path: str | os.PathLike[str],
+                    **columns: str) -> None:
+    """Surface and residual panels in one file, written atomically (temp file + rename)."""
+    plt = _pyplot()
+    path = Path(path)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    plot_surface(result, table, ax=a1, **columns)
+    plot_residuals(result, table, ax=a2, **columns)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    finally:
+        plt.close(fig)

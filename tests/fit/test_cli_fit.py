@@ -1,0 +1,84 @@
+"""Tests for ``scalelaw fit``: output formats, saved files, and one-line errors (exit 2)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalelaw.cli import main
+from scalelaw.fit.result import load_fit
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+@pytest.fixture
+def table(tmp_path):
+    N, D = (g.ravel() for g in np.meshgrid(np.geomspace(1e7, 3e9, 4), np.geomspace(2e8, 2e11, 4)))
+    L = 1.8 + 400 / N**0.34 + 2000 / D**0.37
+    path = tmp_path / "runs.csv"
+    pd.DataFrame({"params": N, "tokens": D, "loss": L}).to_csv(path, index=False)
+    return path
+
+
+def test_json_and_save(table, tmp_path, capsys):
+    save = tmp_path / "fit.json"
+    code, out, err = run(["fit", str(table), "--n", "params", "--d", "tokens", "--json",
+                          "--save", str(save)], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["law"] == "chinchilla" and data["n_points"] == 16
+    assert data["params"]["alpha"] == pytest.approx(0.34, rel=1e-3)
+    assert load_fit(save).params == data["params"]
+
+
+def test_table_output_and_plot(table, tmp_path, capsys):
+    plot = tmp_path / "fit.png"
+    code, out, _ = run(["fit", str(table), "--n", "params", "--d", "tokens", "--plot",
+                        str(plot)], capsys)
+    assert code == 0
+    assert "alpha" in out and "objective" in out
+    assert plot.stat().st_size > 1000
+
+
+def bad_tables(df):
+    return {
+        "missing": (df.drop(columns="tokens"), "column 'tokens'"),
+        "nan": (df.assign(loss=np.r_[np.nan, df.loss[1:]]), "NaN"),
+        "inf": (df.assign(params=np.r_[np.inf, df.params[1:]]), "NaN/inf"),
+        "nonpositive_n": (df.assign(params=np.r_[0.0, df.params[1:]]), "must be > 0"),
+        "nonpositive_d": (df.assign(tokens=-df.tokens), "must be > 0"),
+        "few": (df.head(4), "need at least 5"),
+        "dup": (pd.concat([df, df.tail(1)]), "duplicates"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "nan", "inf", "nonpositive_n", "nonpositive_d",
+                                  "few", "dup", "law"])
+def test_bad_input_one_line_exit_2(case, table, tmp_path, capsys):
+    df = pd.read_csv(table)
+    path, law, message = table, "chinchilla", "unknown law"
+    if case != "law":
+        bad, message = bad_tables(df)[case]
+        path = tmp_path / "bad.csv"
+        bad.to_csv(path, index=False)
+    else:
+        law = "nope"
+    save, plot = tmp_path / "out.json", tmp_path / "out.png"
+    code, out, err = run(["fit", str(path), "--law", law, "--n", "params", "--d", "tokens",
+                          "--save", str(save), "--plot", str(plot)], capsys)
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+    assert "Traceback" not in err and out == ""
+    assert not save.exists() and not plot.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_missing_file(tmp_path, capsys):
+    code, _, err = run(["fit", str(tmp_path / "nope.csv")], capsys)
+    assert code == 2 and err.startswith("error: ") and "no such file" in err

@@ -1,0 +1,52 @@
+"""Tests for scalelaw.fit.isoflop: Approach 2 on a surface with a known optimum."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalelaw.errors import ConfigError
+from scalelaw.fit.allocate import chinchilla_optimal
+from scalelaw.fit.isoflop import isoflop_fit, parabola_minimum, wls_power_law
+
+HOFF = {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28}
+
+
+def table(noise=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for C in np.geomspace(1e18, 1e21, 5):
+        n0 = chinchilla_optimal(HOFF, C)[0]
+        for N in n0 * np.geomspace(0.4, 2.5, 9):
+            D = C / (6 * N)
+            L = HOFF["E"] + HOFF["A"] / N ** HOFF["alpha"] + HOFF["B"] / D ** HOFF["beta"]
+            rows.append((N, C, L * np.exp(noise * rng.standard_normal())))
+    return pd.DataFrame(rows, columns=["N", "C", "loss"])
+
+
+def test_parabola_and_wls():
+    x = np.linspace(-2, 2, 9)
+    assert parabola_minimum(x, (x - 0.3) ** 2 + 1)[0] == pytest.approx(0.3)
+    assert np.isnan(parabola_minimum(x, -(x**2))[0])
+    lc = np.log(np.geomspace(1e18, 1e22, 5))
+    assert wls_power_law(lc, 0.5 * lc - 3, np.ones(5)) == pytest.approx((-3.0, 0.5))
+
+
+def test_recovers_exponent_noiseless():
+    res = isoflop_fit(table(), n_boot=0)
+    assert res.params["a"] == pytest.approx(0.28 / 0.62, abs=0.01)
+    assert res.params["b"] == pytest.approx(1 - res.params["a"])
+
+
+def test_bootstrap_interval_covers_truth():
+    res = isoflop_fit(table(noise=0.002), n_boot=300, seed=0)
+    lo, hi = res.interval("a")
+    assert lo < 0.28 / 0.62 < hi
+    assert hi - lo < 0.2
+    assert len(res.metadata["budgets"]["C"]) == 5
+
+
+def test_bad_input():
+    with pytest.raises(ConfigError, match="compute budgets"):
+        isoflop_fit(table().query("C == C.min()"), n_boot=0)
+    with pytest.raises(ConfigError, match="column 'flops'"):
+        isoflop_fit(table(), c="flops")
