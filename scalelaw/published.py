@@ -38,6 +38,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from scalelaw.fit.chinchilla import chinchilla_optimal
+
 Predict = Callable[[float, float, int], tuple[float, float]]
 Schedule = Callable[[float, float, float], dict]
 
@@ -94,10 +96,9 @@ def compute_optimal(fit: ChinchillaFit, compute: float) -> tuple[float, float]:
     """
     if not compute > 0:
         raise ValueError(f"compute: must be > 0, got {compute!r}")
-    a, b = fit.alpha, fit.beta
-    g = (a * fit.A / (b * fit.B)) ** (1.0 / (a + b))
-    n_opt = g * (compute / 6.0) ** (b / (a + b))
-    return n_opt, (compute / 6.0) / n_opt
+    n_opt, d_opt = chinchilla_optimal(
+        {"A": fit.A, "B": fit.B, "alpha": fit.alpha, "beta": fit.beta}, compute)
+    return float(n_opt), float(d_opt)
 
 
 # ------------------------------------------------------------------------- Step Law

@@ -20,18 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from scalelaw.fit.chinchilla import chinchilla_optimal
 from scalelaw.fit.laws import Law, get_law
 from scalelaw.fit.result import FitResult
-
-
-def chinchilla_optimal(params: Mapping[str, float], compute: Any,
-                       flops_per_param_token: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
-    """Closed-form (N_opt, D_opt) for L = E + A/N^α + B/D^β at compute C (Hoffmann Eq. 4)."""
-    A, B, al, be = (float(params[k]) for k in ("A", "B", "alpha", "beta"))
-    c = np.asarray(compute, dtype=float) / flops_per_param_token
-    g = (al * A / (be * B)) ** (1.0 / (al + be))
-    n_opt = g * c ** (be / (al + be))
-    return n_opt, c / n_opt
 
 
 def numeric_optimal(law: Law, params: Mapping[str, float], compute: Any,

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from scalelaw.fit.allocate import chinchilla_optimal, compute_optimal, numeric_optimal
+from scalelaw.fit.allocate import compute_optimal, numeric_optimal
+from scalelaw.fit.chinchilla import chinchilla_optimal
 from scalelaw.fit.laws import get_law
 from scalelaw.fit.result import FitResult
 

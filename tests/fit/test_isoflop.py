@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from scalelaw.errors import ConfigError
-from scalelaw.fit.allocate import chinchilla_optimal
+from scalelaw.fit.chinchilla import chinchilla_optimal
 from scalelaw.fit.isoflop import isoflop_fit, parabola_minimum, wls_power_law
 
 HOFF = {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28}
