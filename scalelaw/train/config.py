@@ -5,8 +5,7 @@ The three frozen dataclasses canonicalise their fields on construction
 raise ``ValueError("<field>: <problem>")``; :func:`scalelaw.sweep.build_trial` turns that
 into a :class:`~scalelaw.ConfigError` naming ``<section>.<field>``. They live here, in
 the training layer, because training reads them; the sweep layer (to the right)
-re-exports them and validates YAML against the same constraints
-(``scalelaw.sweep._fields.KINDS``).
+re-exports them and validates YAML against the same table (:data:`SECTION_KINDS`).
 
 :class:`TrialLike` is what :func:`scalelaw.train.train_group` needs from a trial:
 ``scalelaw.sweep.TrialConfig`` satisfies it, and so does any object with these
@@ -28,11 +27,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["SCHEDULES", "SCHEDULE_DECAYS", "SCHEDULE_DEFAULTS", "OptimizerConfig",
+from scalelaw._kinds import (
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    Kind,
+    choice,
+    integer,
+    number,
+    optional,
+)
+
+__all__ = ["SCHEDULES", "SCHEDULE_DECAYS", "SCHEDULE_DEFAULTS", "SECTION_KINDS", "OptimizerConfig",
            "ScheduleConfig", "TrainConfig", "TrialLike"]
 
 SCHEDULES = ("power", "wsd", "cosine", "constant")
@@ -49,88 +58,29 @@ SCHEDULE_DEFAULTS: dict[str, dict[str, Any]] = {
 SCHEDULE_DECAYS = {"power": ("exponential", "linear"), "wsd": ("linear", "cosine", "sqrt")}
 
 
-# ----------------------------------------------------------------------------- checks
-def _real(value: Any) -> bool:
-    return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value))
-
-
-def _float(low: float, high: float = math.inf, low_closed: bool = False,
-           high_closed: bool = False) -> Callable[[Any], float]:
-    """A finite float in an interval (``low_closed``: ``>= low``)."""
-    if high == math.inf:
-        what = f"{'>=' if low_closed else '>'} {low:g}"
-    elif low == -math.inf:
-        what = f"{'<=' if high_closed else '<'} {high:g}"
-    else:
-        what = f"in {'[' if low_closed else '('}{low:g}, {high:g}{']' if high_closed else ')'}"
-
-    def check(value: Any) -> float:
-        if _real(value):
-            x = float(value)
-            if (x >= low if low_closed else x > low) and (x <= high if high_closed else x < high):
-                return x
-        raise ValueError(f"must be a number {what}, got {value!r}")
-
-    return check
-
-
-def _int(minimum: int) -> Callable[[Any], int]:
-    """An integer ``>= minimum``; integral floats (``2.0e5``) are accepted."""
-    what = "a non-negative integer" if minimum == 0 else "a positive integer"
-
-    def check(value: Any) -> int:
-        if _real(value) and value == int(value) and int(value) >= minimum:
-            return int(value)
-        raise ValueError(f"must be {what}, got {value!r}")
-
-    return check
-
-
-def _choice(*allowed: str) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if isinstance(value, str) and value in allowed:
-            return value
-        raise ValueError(f"must be one of {', '.join(allowed)}; got {value!r}")
-
-    return check
-
-
-def _optional(inner: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def check(value: Any) -> Any:
-        if value is None:
-            return None
-        try:
-            return inner(value)
-        except ValueError as exc:
-            raise ValueError(f"{exc} (or null)") from None
-
-    return check
-
-
-_POSITIVE, _NON_NEGATIVE = _float(0.0), _float(0.0, low_closed=True)
-_FRACTION = _float(0.0, 1.0, low_closed=True)  # [0, 1)
-
-_CHECKS: dict[str, dict[str, Callable[[Any], Any]]] = {
-    "optimizer": {"lr": _POSITIVE, "weight_decay": _NON_NEGATIVE, "b1": _FRACTION,
-                  "b2": _FRACTION, "eps": _POSITIVE, "grad_clip": _optional(_POSITIVE)},
-    "schedule": {"name": _choice(*SCHEDULES), "warmup_tokens": _optional(_NON_NEGATIVE),
-                 "decay_fraction": _optional(_FRACTION),
-                 "decay": _optional(_choice("exponential", "linear", "cosine", "sqrt")),
-                 "final_fraction": _optional(_FRACTION), "a": _optional(_POSITIVE),
-                 "b": _optional(_float(-math.inf, 0.0, high_closed=True)),
-                 "lr_max": _optional(_POSITIVE)},
-    "train": {"tokens": _optional(_int(1)), "tokens_per_param": _optional(_POSITIVE),
-              "batch_size": _int(1), "eval_every": _int(1), "eval_tokens": _int(1),
-              "seed": _int(0), "checkpoint_every": _optional(_int(1)), "log_every": _int(1)},
+# ----------------------------------------------------------------------------- fields
+SECTION_KINDS: dict[str, dict[str, Kind]] = {
+    "optimizer": {"lr": POSITIVE, "weight_decay": NON_NEGATIVE, "b1": FRACTION,
+                  "b2": FRACTION, "eps": POSITIVE, "grad_clip": optional(POSITIVE)},
+    "schedule": {"name": choice(*SCHEDULES), "warmup_tokens": optional(NON_NEGATIVE),
+                 "decay_fraction": optional(FRACTION),
+                 "decay": optional(choice("exponential", "linear", "cosine", "sqrt")),
+                 "final_fraction": optional(FRACTION), "a": optional(POSITIVE),
+                 "b": optional(number(-math.inf, 0, open_high=False)),
+                 "lr_max": optional(POSITIVE)},
+    "train": {"tokens": optional(integer(1)), "tokens_per_param": optional(POSITIVE),
+              "batch_size": integer(1), "eval_every": integer(1), "eval_tokens": integer(1),
+              "seed": integer(0), "checkpoint_every": optional(integer(1)),
+              "log_every": integer(1)},
 }
+"""Every field of the three sections and its kind; the sweep schema uses the same table."""
 
 
 def _check_fields(obj: Any, section: str) -> None:
     """Canonicalise every field of a section dataclass; ``ValueError("field: ...")``."""
     for f in dataclasses.fields(obj):
         try:
-            value = _CHECKS[section][f.name](getattr(obj, f.name))
+            value = SECTION_KINDS[section][f.name](getattr(obj, f.name))
         except ValueError as exc:
             raise ValueError(f"{f.name}: {exc}") from None
         object.__setattr__(obj, f.name, value)
