@@ -39,6 +39,8 @@ ScalarOrSchedule = float | jax.Array | optax.Schedule
 
 def layer_rules(roles: Any, parametrization: Parametrization, depth: int | None = None) -> Any:
     """Map a role pytree to a pytree of :class:`~scalelaw.mup.rules.LayerRule`."""
+    if depth is None and parametrization.name == "completep" and parametrization.base_depth:
+        raise ValueError("depth: required with CompleteP (its LR and eps rules depend on it)")
     depth_mult = parametrization.depth_mult(depth) if depth is not None else 1.0
 
     def rule(role: Role) -> LayerRule:

@@ -213,6 +213,8 @@ class Parametrization:
         _check_choice("role", role, ROLES)
         m, depth = float(width_mult), float(depth_mult)
         if self.name == "sp":
+            if role == "output":
+                return LayerRule(forward_mult=self.output_mult)
             return LayerRule(wd_mult=1.0 if role == "hidden" else 0.0)
         alpha = self.completep_alpha if self.name == "completep" else 1.0
         depth_lr = depth ** (alpha - 1.0) if self.name == "completep" else 1.0

@@ -5,8 +5,14 @@ from __future__ import annotations
 import jax
 import pytest
 
-from scalelaw.models import MLPConfig, TransformerConfig, flops_per_token, param_count
-from scalelaw.models import mlp, transformer
+from scalelaw.models import (
+    MLPConfig,
+    TransformerConfig,
+    flops_per_token,
+    mlp,
+    param_count,
+    transformer,
+)
 
 
 @pytest.mark.parametrize("kind", ["gelu", "swiglu"])
@@ -17,7 +23,8 @@ def test_param_count_matches_the_initialised_model(kind: str, tied: bool) -> Non
     params = transformer.init_params(cfg, None, jax.random.key(0))
     total = sum(v.size for v in params.values())
     assert param_count(cfg, embeddings=True) == total
-    matrices = sum(params[k].size for k in ("wq", "wk", "wv", "wo", "w1", "w2", "w3") if k in params)
+    names = ("wq", "wk", "wv", "wo", "w1", "w2", "w3")
+    matrices = sum(params[k].size for k in names if k in params)
     assert param_count(cfg) == matrices
     # by hand: F = 120; Step Law's N = L (4 D^2 + k D F)
     assert param_count(cfg) == 3 * (4 * 48**2 + (3 if kind == "swiglu" else 2) * 48 * 120)

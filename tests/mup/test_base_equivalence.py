@@ -57,3 +57,22 @@ def test_mlp_base_width_equals_sp_but_not_wider() -> None:
     sp2 = run(mlp, cfg, Parametrization("sp", base_width=16), (x, y), transformer.cross_entropy)
     mup2 = run(mlp, cfg, Parametrization("mup", base_width=16), (x, y), transformer.cross_entropy)
     assert not np.array_equal(sp2[1]["w_h"], mup2[1]["w_h"])
+
+
+def test_output_mult_is_applied_identically_by_sp_and_mup_at_base() -> None:
+    cfg = TransformerConfig(width=64, depth=1, head_dim=16, context=16)
+    tokens = jax.random.randint(jax.random.key(0), (2, 16), 0, 256)
+    params = transformer.init_params(cfg, None, jax.random.key(3))
+    out = {name: transformer.forward(params, tokens, cfg,
+                                     Parametrization(name, base_width=64, output_mult=2.0))
+           for name in ("sp", "mup")}
+    np.testing.assert_array_equal(out["sp"], out["mup"])
+    base = transformer.forward(params, tokens, cfg, Parametrization("sp", base_width=64))
+    np.testing.assert_allclose(out["sp"], 2.0 * base, rtol=1e-6)
+
+
+def test_completep_optimizer_requires_depth() -> None:
+    p = Parametrization("completep", base_width=64, base_depth=1)
+    cfg = TransformerConfig(width=64, depth=2, head_dim=16)
+    with pytest.raises(ValueError, match="^depth: required"):
+        adamw(1e-3, roles=transformer.roles(cfg, p), parametrization=p)
