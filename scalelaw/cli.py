@@ -7,8 +7,8 @@ inside the command functions, keeping ``scalelaw --help`` and the table-only com
 fast to start.
 
 Errors: any :class:`ValueError` (including :class:`scalelaw.ConfigError`),
-:class:`FileNotFoundError` or bad command-line usage becomes one line on stderr and
-exit status 2.
+:class:`OSError` (a missing or unreadable file, a full disk) or bad command-line usage
+becomes one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -51,11 +51,19 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except (ValueError, FileNotFoundError, IsADirectoryError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        typer.echo(f"error: {msg}", err=True)
+    except (ValueError, OSError) as exc:
+        typer.echo(f"error: {_one_line(exc)}", err=True)
         sys.exit(2)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _one_line(exc: BaseException) -> str:
+    """``ValueError``: its message; ``OSError``: ``file: reason`` (no errno noise)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = exc.filename if exc.filename is not None else type(exc).__name__
+        return f"{where}: {exc.strerror.lower()}"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -13,6 +15,19 @@ def bad_input(message: str) -> typer.Exit:
     """Print ``error: message`` on stderr and return an ``Exit(2)`` to raise."""
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code=2)
+
+
+def check_output_path(path: Path | None, option: str) -> None:
+    """Refuse, before any work, an output file whose directory is missing or read-only."""
+    if path is None:
+        return
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ValueError(f"{option}: {path} is a directory")
+    if not parent.is_dir():
+        raise ValueError(f"{option}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"{option}: directory {parent} is not writable")
 
 
 def parse_int_list(text: str, field: str) -> list[int]:

@@ -27,15 +27,31 @@ def register(app: typer.Typer) -> None:
         save: Path = typer.Option(None, "--save", help="Write the fit as JSON."),
         plot: Path = typer.Option(None, "--plot", help="Write a figure (png, pdf, svg)."),
     ) -> None:
-        """Fit L(N, D) robustly from the full init grid; print parameters and objective."""
-        from scalelaw.fit.robust import fit_law
+        """Fit L(N, D) robustly from the full init grid; print parameters and objective.
+
+        ``--law farseer`` uses Farseer's own differential piecewise procedure (Li et al.
+        2025, App. C, Alg. 2), not the generic Huber fit.
+        """
+        from scalelaw._cli._common import check_output_path
 
         if bootstrap < 0 or bootstrap == 1:
             raise ValueError(f"--bootstrap: must be 0 or >= 2, got {bootstrap}")
         if plot is not None and plot.suffix.lower() not in (".png", ".pdf", ".svg"):
             raise ValueError(f"--plot: use a .png, .pdf or .svg file, got {plot.name!r}")
-        result = fit_law(table, law, n=n, d=d, loss=loss, drop_top=drop_top,
-                         bootstrap=bootstrap, seed=seed, holdout_above=holdout_above)
+        check_output_path(save, "--save")
+        check_output_path(plot, "--plot")
+        if law == "farseer":
+            from scalelaw.fit.farseer import fit_farseer
+
+            if bootstrap or drop_top:
+                raise ValueError("--law farseer: --bootstrap and --drop-top are not supported "
+                                 "by Farseer's differential fit")
+            result = fit_farseer(table, n=n, d=d, loss=loss, holdout_above=holdout_above)
+        else:
+            from scalelaw.fit.robust import fit_law
+
+            result = fit_law(table, law, n=n, d=d, loss=loss, drop_top=drop_top,
+                             bootstrap=bootstrap, seed=seed, holdout_above=holdout_above)
         if plot is not None:
             from scalelaw.fit.plots import save_fit_figure
 
@@ -64,7 +80,8 @@ def _print_table(result: Any) -> None:
     from rich.table import Table
 
     boot = bool(result.samples)
-    t = Table(title=f"{result.law}: {result.n_points} points, objective {result.objective:.6e}")
+    objective = "n/a" if result.objective is None else f"{result.objective:.6e}"
+    t = Table(title=f"{result.law}: {result.n_points} points, objective {objective}")
     t.add_column("parameter")
     t.add_column("value", justify="right")
     if boot:

@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -69,7 +70,8 @@ class FitResult:
             raise ValueError(f"kind: must be 'loss' or 'hparams', got {self.kind!r}")
         self.params = {str(k): float(v) for k, v in self.params.items()}
         if self.samples is not None:
-            self.samples = {str(k): [float(x) for x in v] for k, v in self.samples.items()}
+            self.samples = {str(k): [math.nan if x is None else float(x) for x in v]
+                            for k, v in self.samples.items()}
 
     # ----------------------------------------------------------------- uncertainty
     def _draws(self, name: str) -> np.ndarray:
@@ -108,6 +110,12 @@ class FitResult:
                 f"got {version!r}"
             )
         fields = {k: v for k, v in data.items() if k not in ("schema", "version")}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise ValueError(f"{unknown[0]}: unknown field in a scalelaw fit file")
+        if "law" not in fields or "params" not in fields:
+            raise ValueError("params: a scalelaw fit file needs 'law' and 'params'")
         fields["params"] = {k: float(v) for k, v in fields["params"].items()}
         return cls(**fields)
 
@@ -118,7 +126,8 @@ class FitResult:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as fh:
-                json.dump(self.to_dict(), fh, indent=1, default=_json_default)
+                json.dump(_nan_to_none(self.to_dict()), fh, indent=1, default=_json_default,
+                          allow_nan=False)
                 fh.write("\n")
             os.replace(tmp, path)
         except BaseException:
@@ -143,6 +152,17 @@ def load_fit(path: str | os.PathLike[str]) -> FitResult:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a scalelaw fit")
     return FitResult.from_dict(data)
+
+
+def _nan_to_none(obj: Any) -> Any:
+    """Non-finite floats become ``null`` so the file is strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_nan_to_none(v) for v in obj]
+    return obj
 
 
 def _finite_or_str(v: float) -> float | str:

@@ -82,3 +82,26 @@ def test_bad_input_one_line_exit_2(case, table, tmp_path, capsys):
 def test_missing_file(tmp_path, capsys):
     code, _, err = run(["fit", str(tmp_path / "nope.csv")], capsys)
     assert code == 2 and err.startswith("error: ") and "no such file" in err
+
+
+def test_farseer_law_uses_the_differential_procedure(tmp_path, capsys):
+    from scalelaw.fit.farseer import PUBLISHED, farseer_loss
+
+    N, D = np.meshgrid(5e7 * np.sqrt(2) ** np.arange(10), 2e9 * np.sqrt(2) ** np.arange(8))
+    path = tmp_path / "farseer.csv"
+    pd.DataFrame({"N": N.ravel(), "D": D.ravel(),
+                  "loss": farseer_loss(PUBLISHED, N, D).ravel()}).to_csv(path, index=False)
+    code, out, err = run(["fit", str(path), "--law", "farseer", "--json"], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["law"] == "farseer"
+    for k, v in PUBLISHED.items():
+        assert result["params"][k] == pytest.approx(v, rel=1e-4), k
+    code, _, err = run(["fit", str(path), "--law", "farseer", "--bootstrap", "10"], capsys)
+    assert code == 2 and "not supported" in err
+
+
+def test_output_directory_checked_before_fitting(table, tmp_path, capsys):
+    missing = tmp_path / "nope" / "fit.json"
+    code, _, err = run(["fit", str(table), "--save", str(missing)], capsys)
+    assert code == 2 and "--save: directory" in err and not (tmp_path / "nope").exists()
