@@ -110,12 +110,14 @@ def run_cmd(
 ) -> None:
     """Train every unfinished trial; re-run the same command to resume."""
     from scalelaw._cli._sweep_run import run_sweep
-    from scalelaw.sweep.executors import LocalExecutor
+    from scalelaw.sweep.executors import LocalExecutor, check_trainable
     from scalelaw.sweep.store import SweepStore
 
     executor = LocalExecutor(mode=mode)  # validates --mode before anything is written
     if spec is not None:
-        store = SweepStore.prepare(out, _spec(spec), extend=extend)
+        loaded = _spec(spec)
+        check_trainable(loaded.trials())
+        store = SweepStore.prepare(out, loaded, extend=extend)
     else:
         store = SweepStore.open(out)
     _jax_cache()

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from scalelaw.errors import ConfigError
 from scalelaw.sweep.store import SweepStore
 from scalelaw.sweep.trial import Group
 
@@ -190,3 +191,17 @@ def get_executor(name: str = "local", **kwargs: Any) -> Executor:
     if name not in EXECUTORS:
         raise ValueError(f"--executor: must be one of {', '.join(EXECUTORS)}; got {name!r}")
     return EXECUTORS[name](**kwargs)
+
+
+def check_trainable(trials: Sequence[Any]) -> None:
+    """Refuse, before anything is written, trials the training loop cannot run.
+
+    Raises
+    ------
+    ConfigError
+        ``model.family`` other than ``transformer`` (the MLP serves coordinate checks).
+    """
+    for trial in trials:
+        if trial.family != "transformer":
+            raise ConfigError(f"model.family: sweeps train the transformer family only, got "
+                              f"{trial.family!r} (the MLP is for coordinate checks)")

@@ -18,7 +18,9 @@ n_params           int64     all parameters (embeddings included)
 n_params_nonembed  int64     the fitters' N
 batch_size         int64     sequences per step
 tokens_per_step    int64     ``batch_size * context``
-lr, weight_decay   float64   ``optimizer.lr`` (peak LR at the base width) and its decay
+lr, weight_decay   float64   peak LR at the base width (``TrialConfig.peak_lr``:
+                             ``optimizer.lr``, or the power schedule's own peak) and
+                             ``optimizer.weight_decay``
 seed               int64     ``train.seed`` (initialisation)
 step               int64     optimizer steps completed
 tokens             int64     ``step * tokens_per_step``

@@ -41,6 +41,7 @@ import datetime
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def trial_record(trial: TrialConfig, member: int, spec_file: str = SPEC) -> dict
         "parametrization": trial.parametrization.name, "width": trial.model.width,
         "depth": trial.model.depth, "n_params": trial.n_params,
         "n_params_nonembed": trial.n_params_nonembed, "batch_size": trial.train.batch_size,
-        "tokens_per_step": trial.tokens_per_step, "lr": trial.optimizer.lr,
+        "tokens_per_step": trial.tokens_per_step, "lr": trial.peak_lr,
         "weight_decay": trial.optimizer.weight_decay, "seed": trial.train.seed,
         "steps": trial.steps, "flops_per_token": trial.flops_per_token,
         "config": trial.config_dict(),
@@ -275,13 +276,29 @@ class SweepStore:
         A lock left by a killed process on this host is stale and taken over; one from
         another host must be removed by hand (its liveness cannot be checked).
         """
-        holder = self.lock_holder()
-        if holder is not None and holder.get("pid") != os.getpid():
-            raise ConfigError(f"{self.root}: already being run by process {holder.get('pid')} on "
-                              f"{holder.get('host')} since {holder.get('started')} (if that run "
-                              f"is gone, delete {self.root / LOCK})")
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
-        atomic_write(self.root / LOCK, json.dumps(info))
+        for attempt in range(2):
+            try:  # O_EXCL: of two runs racing for the lock exactly one creates it
+                fd = os.open(self.root / LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if read_json(self.root / LOCK) is None:
+                    time.sleep(0.5)  # a racing run may be between creating and writing it
+                holder = self.lock_holder()
+                if holder is not None:
+                    raise ConfigError(
+                        f"{self.root}: already being run by process {holder.get('pid')} on "
+                        f"{holder.get('host')} since {holder.get('started')} (if that run is "
+                        f"gone, delete {self.root / LOCK})") from None
+                if attempt == 0:  # stale (its process is gone): take it over once
+                    with contextlib.suppress(FileNotFoundError):
+                        (self.root / LOCK).unlink()
+                    continue
+                raise ConfigError(f"{self.root}: could not take {LOCK}; try again") from None
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps(info))
+                fh.flush()
+                os.fsync(fh.fileno())
+            break
         try:
             yield
         finally:

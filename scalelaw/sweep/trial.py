@@ -155,6 +155,22 @@ class TrialConfig:
         """Training FLOPs of the whole run, ``flops_per_token * total_tokens`` (no eval)."""
         return self.flops_per_token * self.total_tokens
 
+    @property
+    def peak_lr(self) -> float:
+        """The peak base-width LR the trial trains with (the ``lr`` column of results).
+
+        ``optimizer.lr`` for ``wsd``, ``cosine`` and ``constant``. The ``power`` schedule
+        sets its own LR (Shen et al. 2024, Eq. 7-8): its peak is ``lr_power(N_w) =
+        min(lr_max, beta * a * N_w^b)`` at the end of warmup, or ``lr_max`` without one.
+        """
+        if self.schedule.name != "power":
+            return self.optimizer.lr
+        k = self.schedule.kwargs()
+        if not k["warmup_tokens"]:
+            return k["lr_max"]
+        power = self.train.batch_size * k["a"] * k["warmup_tokens"] ** k["b"]
+        return min(k["lr_max"], power)
+
     def schedule_kwargs(self, peak_lr: float | None = None) -> dict[str, Any]:
         """All keyword arguments of ``scalelaw.schedules.<schedule.name>`` for this trial.
 
@@ -317,6 +333,9 @@ def _build(raw: Mapping[str, Any], sweep_name: str, swept: Mapping[str, Any]) ->
         "optimizer": _construct(OptimizerConfig, "optimizer", sections["optimizer"]),
         "schedule": _construct(ScheduleConfig, "schedule", sections["schedule"]),
     }
+    if parts["schedule"].name == "power" and "optimizer.lr" in swept:
+        raise Invalid("not used by schedule 'power', which sets its own LR "
+                      "(sweep schedule.a or schedule.lr_max instead)", "optimizer.lr")
     try:
         return TrialConfig(model=model, data=data, train=train, sweep_name=sweep_name,
                            swept=swept, **parts)

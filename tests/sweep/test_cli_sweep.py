@@ -216,3 +216,12 @@ def test_sigint_in_a_real_run_then_resume(tmp_path, spec_path):
     done = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert set(SweepStore.open(out).states().values()) == {"done"}
+
+
+def test_run_refuses_an_untrainable_family_before_writing(tmp_path, capsys):
+    mlp = write_spec(tmp_path / "mlp.yaml", model={"family": "mlp", "width": 32, "depth": 1,
+                                                   "d_in": 8, "d_out": 2})
+    out = tmp_path / "out"
+    code, _, err = run(["sweep", "run", str(mlp), "--out", str(out)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "model.family" in err, err
+    assert not out.exists()

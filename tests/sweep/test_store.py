@@ -202,3 +202,32 @@ def test_rerun_skips_finished_trials(tmp_path, spec_path):
     _, second = _run_fake(out, spec_path)
     assert second.trained == []
     assert len(collect(out)[1]) == rows
+
+
+def test_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path, spec_path) -> None:
+    import socket
+
+    store = SweepStore.prepare(tmp_path / "s", load_spec(spec_path))
+    lock = store.root / LOCK
+    # a live holder (this test's parent process) is refused, and its lock is left alone
+    held = json.dumps({"pid": os.getppid(), "host": socket.gethostname()})
+    lock.write_text(held)
+    with pytest.raises(ConfigError, match="already being run"), store.locked():
+        pass
+    assert lock.read_text() == held
+    # a dead holder is stale: taken over, and released afterwards
+    lock.write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))
+    with store.locked():
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+    assert not lock.exists()
+
+
+def test_power_schedule_lr_column_is_its_own_peak(tmp_path) -> None:
+    power = {"name": "power", "warmup_tokens": 1024.0, "a": 4.0, "b": -0.51, "lr_max": 0.02}
+    spec = load_spec({**TINY, "schedule": power, "sweep": {"schedule.a": [1.0, 4.0]}})
+    peaks = [t.peak_lr for t in spec.trials()]
+    assert peaks == pytest.approx([min(0.02, 4 * a * 1024.0**-0.51) for a in (1.0, 4.0)])
+    store = SweepStore.prepare(tmp_path / "p", spec)
+    assert [r["lr"] for r in store.records] == pytest.approx(peaks)
+    with pytest.raises(ConfigError, match=r"^sweep\['optimizer.lr'\]\[0\]: not used by schedule"):
+        load_spec({**TINY, "schedule": power})
