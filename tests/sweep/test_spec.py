@@ -221,7 +221,7 @@ def test_json_round_trip() -> None:
              spec_with(data={"source": "tokens", "path": "x.bin", "vocab": 300},
                        model={"vocab": 320}, schedule={"name": "power", "decay_fraction": 0.1,
                                                        "warmup_tokens": 0},
-                       sweep={"schedule.a": [2.0, 4.0]}),
+                       sweep={"optimizer.lr": DELETE, "schedule.a": [2.0, 4.0]}),
              spec_with(model={"family": "mlp", "width": 64, "depth": 1, "d_in": 8, "d_out": 2,
                               "head_dim": DELETE, "context": DELETE})]
     for raw in specs:
