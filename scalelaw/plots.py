@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from scalelaw._io import atomic_path
 
 
 def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
@@ -26,14 +27,9 @@ def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
         plt.close(fig)
         raise ValueError(f"plot: unsupported figure format {path.suffix!r} for {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, bbox_inches="tight")
     finally:
         plt.close(fig)
 

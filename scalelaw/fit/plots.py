@@ -14,12 +14,12 @@ Examples
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from scalelaw._io import atomic_path
 from scalelaw.fit.laws import get_law
 from scalelaw.fit.result import FitResult
 from scalelaw.fit.table import TableLike, read_table
@@ -119,13 +119,8 @@ def save_fit_figure(result: FitResult, table: TableLike, path: str | os.PathLike
     plot_residuals(result, table, ax=a2, **columns)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
     try:
-        fig.savefig(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp)
     finally:
         plt.close(fig)

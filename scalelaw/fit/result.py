@@ -20,12 +20,13 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from scalelaw._io import atomic_write
 
 SCHEMA = "scalelaw.fit"
 SCHEMA_VERSION = 1
@@ -123,16 +124,9 @@ class FitResult:
         """Write the fit as JSON, atomically (a temp file renamed into place)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(_nan_to_none(self.to_dict()), fh, indent=1, default=_json_default,
+        text = json.dumps(_nan_to_none(self.to_dict()), indent=1, default=_json_default,
                           allow_nan=False)
-                fh.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        atomic_write(path, text + "\n")
 
 
 def load_fit(path: str | os.PathLike[str]) -> FitResult:

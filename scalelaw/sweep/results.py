@@ -52,7 +52,8 @@ from typing import Any
 
 import pandas as pd
 
-from scalelaw.sweep.store import SweepStore, atomic_write, read_json
+from scalelaw._io import atomic_write
+from scalelaw.sweep.store import SweepStore, read_json
 
 __all__ = ["COLUMNS", "build_table", "collect", "lr_grid", "results_table", "trial_summary"]
 

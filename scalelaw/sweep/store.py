@@ -48,6 +48,7 @@ from typing import Any
 
 import yaml
 
+from scalelaw._io import atomic_write
 from scalelaw.errors import ConfigError
 from scalelaw.sweep.spec import SweepSpec, load_spec
 from scalelaw.sweep.trial import Group, TrialConfig
@@ -61,17 +62,6 @@ STATES = ("done", "diverged", "failed", "running", "interrupted", "pending")
 """Trial states: the trainer's three final ones; ``running`` (files, no final summary,
 and a live ``run`` holds the lock), ``interrupted`` (the same with no live run) and
 ``pending`` (nothing written yet)."""
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` via a temporary file, fsync and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data.encode() if isinstance(data, str) else data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def trial_record(trial: TrialConfig, member: int, spec_file: str = SPEC) -> dict[str, Any]:

@@ -46,6 +46,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from scalelaw._io import atomic_write
+
 __all__ = ["CONFIG", "METRICS", "SUMMARY", "append_rows", "read_metrics", "read_summary",
            "truncate_metrics", "write_json_atomic"]
 
@@ -69,27 +71,9 @@ def _dumps(obj: Any, indent: int | None = None) -> str:
     return json.dumps(_clean(obj), allow_nan=False, indent=indent)
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file, fsync and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    """Write ``text`` to ``path`` atomically (see :func:`scalelaw._io.atomic_write`)."""
+    atomic_write(path, text)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
