@@ -34,9 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scalelaw import published
+from scalelaw.fit.powerlaw_form import COEFS, power_law_predict
 from scalelaw.fit.result import FitResult, load_fit
-
-_COEFS = ("lr_intercept", "lr_coefN", "lr_coefD", "bs_intercept", "bs_coefD")
 
 
 @dataclass(frozen=True)
@@ -149,23 +148,22 @@ def _quantile(xs: list[float], q: float) -> float:
 
 def _from_fit(fit: FitResult, n: float, d: float) -> tuple[float, float, dict, str]:
     p = fit.params
-    missing = [k for k in _COEFS if k not in p]
+    missing = [k for k in COEFS if k not in p]
     if fit.kind != "hparams" or missing:
         raise ValueError(
-            f"laws: expected a kind='hparams' fit with {', '.join(_COEFS)}; "
+            f"laws: expected a kind='hparams' fit with {', '.join(COEFS)}; "
             f"got law {fit.law!r} (kind {fit.kind!r})"
         )
 
     def ev(c: dict[str, float]) -> tuple[float, float]:
-        ln, ld = math.log(n), math.log(d)
-        return (math.exp(c["lr_intercept"] + c["lr_coefN"] * ln + c["lr_coefD"] * ld),
-                math.exp(c["bs_intercept"] + c["bs_coefD"] * ld))
+        lr, bs = power_law_predict(c, n, d)
+        return float(lr), float(bs)
 
     lr, bs = ev(p)
     intervals: dict[str, tuple[float, float]] = {}
-    if fit.samples and all(k in fit.samples for k in _COEFS):
-        draws = [ev(dict(zip(_COEFS, row, strict=True)))
-                 for row in zip(*(fit.samples[k] for k in _COEFS), strict=True)]
+    if fit.samples and all(k in fit.samples for k in COEFS):
+        draws = [ev(dict(zip(COEFS, row, strict=True)))
+                 for row in zip(*(fit.samples[k] for k in COEFS), strict=True)]
         for i, name in enumerate(("lr", "batch_tokens")):
             vals = [dr[i] for dr in draws]
             intervals[name] = (_quantile(vals, 0.025), _quantile(vals, 0.975))

@@ -46,10 +46,10 @@ import numpy as np
 import pandas as pd
 
 from scalelaw.errors import ConfigError
+from scalelaw.fit.powerlaw_form import COEFS, power_law_predict
 from scalelaw.fit.result import FitResult
 from scalelaw.fit.table import TableLike, read_table, validated_columns
 
-COEFS = ("lr_intercept", "lr_coefN", "lr_coefD", "bs_intercept", "bs_coefD")
 METHODS = ("band", "bowl")
 BATCH_UNITS = ("sequences", "tokens")
 CONVENTIONS = {
@@ -310,14 +310,6 @@ def predict_hparams(
     if fit.kind != "hparams" or missing:
         raise ValueError(f"laws: not an hparams fit with {', '.join(COEFS)} (law {fit.law!r})")
     return power_law_predict(p, N, D)
-
-
-def power_law_predict(coefs: dict[str, float], N, D) -> tuple[np.ndarray, np.ndarray]:
-    """Evaluate Step Law–form coefficients (:data:`COEFS`) at (N, D): (lr, batch tokens)."""
-    lN, lD = np.log(np.asarray(N, dtype=float)), np.log(np.asarray(D, dtype=float))
-    lr = np.exp(coefs["lr_intercept"] + coefs["lr_coefN"] * lN + coefs["lr_coefD"] * lD)
-    bs = np.exp(coefs["bs_intercept"] + coefs["bs_coefD"] * lD)
-    return lr, bs
 
 
 def from_coefficients(
