@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from scalelaw._token_files import load_token_files
 from scalelaw.errors import ConfigError
 
 __all__ = ["BYTE_VOCAB", "SEPARATOR", "SOURCES", "Corpus", "DataConfig", "load_corpus"]
@@ -68,7 +69,6 @@ TOKEN_DTYPES = ("uint16", "uint32")
 DEFAULT_VAL_FRACTION = 0.02
 _SKIP_DIRS = frozenset({"site-packages", "dist-packages", "__pycache__"})
 _TEST_DIRS = frozenset({"test", "tests", "idle_test"})
-_CHUNK = 1 << 26  # tokens scanned at a time by the vocabulary check
 
 
 @dataclass(frozen=True)
@@ -291,8 +291,8 @@ def load_corpus(config: DataConfig | Mapping[str, Any]) -> Corpus:
     if not isinstance(config, DataConfig):
         config = DataConfig.from_mapping(config)
     if config.source == "tokens":
-        train, val = _load_tokens(config.path, config.dtype, config.vocab, config.val_path,
-                                  config.val_fraction)
+        train, val = load_token_files(config.path, config.dtype, config.vocab, config.val_path,
+                                      config.val_fraction)
         where = config.val_path or f"last {config.val_fraction:g} of the file"
         return Corpus(train, val, config.vocab, f"tokens {config.path} (val: {where})")
     if config.source == "stdlib":
@@ -368,52 +368,6 @@ def _load_bytes(source: str, files: tuple[str, ...], root: str, val_fraction: fl
     train, val = (_readonly(np.frombuffer(b, dtype=np.uint8)) for b in (train_bytes, val_bytes))
     desc = f"{source} ({len(contents)} files: {len(contents) - n_val} train, {n_val} val)"
     return Corpus(train, val, BYTE_VOCAB, desc)
-
-
-# ----------------------------------------------------------------------------- tokens
-def _open_tokens(path: str, field: str, dtype: str, vocab: int) -> np.ndarray:
-    file = os.path.expanduser(path)
-    if not os.path.isfile(file):
-        raise ConfigError(f"data.{field}: no such file: {path}")
-    size, itemsize = os.path.getsize(file), np.dtype(dtype).itemsize
-    if size == 0 or size % itemsize:
-        raise ConfigError(
-            f"data.{field}: {path} has {size} bytes, not a positive multiple of {itemsize} "
-            f"(dtype {dtype})"
-        )
-    tokens = np.memmap(file, dtype=dtype, mode="r")
-    for start in range(0, len(tokens), _CHUNK):
-        chunk = tokens[start : start + _CHUNK]
-        if int(chunk.max()) >= vocab:
-            where = start + int(np.argmax(chunk >= vocab))
-            raise ConfigError(
-                f"data.{field}: {path} contains token id {int(tokens[where])} >= vocab {vocab} "
-                f"at position {where} (check data.vocab and data.dtype)"
-            )
-    return tokens
-
-
-def _load_tokens(
-    path: str, dtype: str, vocab: int, val_path: str | None, val_fraction: float | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cached per process, keyed also on the files' modification times."""
-    files = [os.path.expanduser(p) for p in (path, val_path) if p is not None]
-    stamp = tuple(os.path.getmtime(f) if os.path.exists(f) else -1.0 for f in files)
-    return _load_tokens_cached(path, dtype, vocab, val_path, val_fraction, stamp)
-
-
-@functools.lru_cache(maxsize=8)
-def _load_tokens_cached(
-    path: str, dtype: str, vocab: int, val_path: str | None, val_fraction: float | None,
-    stamp: tuple[float, ...],
-) -> tuple[np.ndarray, np.ndarray]:
-    tokens = _open_tokens(path, "path", dtype, vocab)
-    if val_path is not None:
-        return tokens, _open_tokens(val_path, "val_path", dtype, vocab)
-    n_val = max(1, round(len(tokens) * (val_fraction or DEFAULT_VAL_FRACTION)))
-    if n_val >= len(tokens):
-        raise ConfigError(f"data.path: {path} has {len(tokens)} tokens, too few to split")
-    return tokens[:-n_val], tokens[-n_val:]
 
 
 # ----------------------------------------------------------------------------- batches

@@ -1,0 +1,66 @@
+"""nanoGPT-style token files: flat ``uint16``/``uint32`` arrays, memory-mapped and checked.
+
+Every token id is checked against the vocabulary once per process (in chunks, so a large
+file is never loaded whole); :func:`load_token_files` is what :mod:`scalelaw.corpus` uses
+for ``data: {source: tokens}``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+from scalelaw.errors import ConfigError
+
+_CHUNK = 1 << 26  # tokens scanned at a time by the vocabulary check
+
+
+def _open_tokens(path: str, field: str, dtype: str, vocab: int) -> np.ndarray:
+    file = os.path.expanduser(path)
+    if not os.path.isfile(file):
+        raise ConfigError(f"data.{field}: no such file: {path}")
+    size, itemsize = os.path.getsize(file), np.dtype(dtype).itemsize
+    if size == 0 or size % itemsize:
+        raise ConfigError(
+            f"data.{field}: {path} has {size} bytes, not a positive multiple of {itemsize} "
+            f"(dtype {dtype})"
+        )
+    tokens = np.memmap(file, dtype=dtype, mode="r")
+    for start in range(0, len(tokens), _CHUNK):
+        chunk = tokens[start : start + _CHUNK]
+        if int(chunk.max()) >= vocab:
+            where = start + int(np.argmax(chunk >= vocab))
+            raise ConfigError(
+                f"data.{field}: {path} contains token id {int(tokens[where])} >= vocab {vocab} "
+                f"at position {where} (check data.vocab and data.dtype)"
+            )
+    return tokens
+
+
+def load_token_files(
+    path: str, dtype: str, vocab: int, val_path: str | None, val_fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) token arrays of a nanoGPT-style file, memory-mapped.
+
+    Validation is ``val_path`` if given, else the last ``val_fraction`` of ``path``.
+    Cached per process, keyed also on the files' modification times.
+    """
+    files = [os.path.expanduser(p) for p in (path, val_path) if p is not None]
+    stamp = tuple(os.path.getmtime(f) if os.path.exists(f) else -1.0 for f in files)
+    return _load_tokens_cached(path, dtype, vocab, val_path, val_fraction, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_tokens_cached(
+    path: str, dtype: str, vocab: int, val_path: str | None, val_fraction: float | None,
+    stamp: tuple[float, ...],
+) -> tuple[np.ndarray, np.ndarray]:
+    tokens = _open_tokens(path, "path", dtype, vocab)
+    if val_path is not None:
+        return tokens, _open_tokens(val_path, "val_path", dtype, vocab)
+    n_val = max(1, round(len(tokens) * val_fraction))
+    if n_val >= len(tokens):
+        raise ConfigError(f"data.path: {path} has {len(tokens)} tokens, too few to split")
+    return tokens[:-n_val], tokens[-n_val:]
