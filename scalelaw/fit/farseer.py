@@ -38,6 +38,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy.optimize import minimize_scalar
 
 from scalelaw.errors import ConfigError
@@ -52,7 +53,7 @@ DEFAULT_GRID = np.round(np.linspace(-1.0, 1.0, 401), 6)  # step 0.005, then refi
 LAMBDA = math.sqrt(2.0)
 
 
-def farseer_loss(params: dict[str, float], N, D) -> np.ndarray:
+def farseer_loss(params: dict[str, float], N: ArrayLike, D: ArrayLike) -> np.ndarray:
     """Evaluate the Farseer law (Eq. 3) at (N, D)."""
     N, D = np.asarray(N, dtype=float), np.asarray(D, dtype=float)
     p = params
@@ -119,7 +120,8 @@ def _search(objective: Callable[[float], float], grid: np.ndarray) -> float:
     return float(res.x) if res.fun <= vals[k] else float(grid[k])
 
 
-def fit_power_exponent(N: np.ndarray, logy: np.ndarray, grid: np.ndarray = DEFAULT_GRID):
+def fit_power_exponent(N: np.ndarray, logy: np.ndarray,
+                       grid: np.ndarray = DEFAULT_GRID) -> tuple[float, float, float]:
     """log y = a·N^e + b: e by grid search (+ refinement), (a, b) by linear regression."""
     e = _search(lambda e: _linear_in_power(N, logy, e)[2], grid)
     a, b, _ = _linear_in_power(N, logy, e)
@@ -135,7 +137,9 @@ def _r_sse(diffs: pd.DataFrame, p: dict[str, float], lam: float) -> float:
     return out if math.isfinite(out) else math.inf
 
 
-def _refine(p, key, names, tn, logy, diffs, grid, lam) -> dict[str, float]:
+def _refine(p: dict[str, float], key: str, names: tuple[str, str], tn: np.ndarray,
+            logy: np.ndarray, diffs: pd.DataFrame, grid: np.ndarray,
+            lam: float) -> dict[str, float]:
     """Re-pick exponent ``key`` (with its regression (a, b)) to minimise Σ (R − R̃)²."""
     def obj(e: float) -> float:
         a, b, _ = _linear_in_power(tn, logy, e)
@@ -228,13 +232,13 @@ def fit_farseer(
     )
 
 
-def predict_farseer(fit: FitResult, N, D) -> np.ndarray:
+def predict_farseer(fit: FitResult, N: ArrayLike, D: ArrayLike) -> np.ndarray:
     """Loss predicted by a fitted Farseer law at (N, D)."""
     if fit.law != "farseer":
         raise ValueError(f"fit: expected a 'farseer' fit, got {fit.law!r}")
     return farseer_loss(fit.params, N, D)
 
 
-def relative_error(fit: FitResult, N, D, L) -> float:
+def relative_error(fit: FitResult, N: ArrayLike, D: ArrayLike, L: ArrayLike) -> float:
     """Mean relative error |L̂/L − 1| (Farseer's extrapolation metric)."""
     return float(np.mean(np.abs(predict_farseer(fit, N, D) / np.asarray(L, dtype=float) - 1)))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,7 +32,7 @@ def plot_bowls(
     threshold: float = 0.0025,
     window: float = DEFAULT_WINDOW,
     max_excess: float = 0.05,
-):
+) -> Any:
     """One panel per cell of a canonical run table (:func:`scalelaw.fit.hparams.load_runs`).
 
     Parameters
