@@ -121,11 +121,15 @@ def param_count(config: ModelConfig, embeddings: bool = False) -> int:
     """Number of parameters; without embeddings (default) the Step Law/Farseer N.
 
     For an :class:`MLPConfig` the input and output layers play the embedding and
-    readout roles.
+    readout roles (``embeddings=False`` counts the hidden matrices only; ``True`` adds
+    them and every bias).
     """
     if isinstance(config, MLPConfig):
         core = config.depth * config.width**2
-        return core + (config.width * (config.d_in + config.d_out) if embeddings else 0)
+        if not embeddings:
+            return core
+        biases = (config.depth + 1) * config.width
+        return core + config.width * (config.d_in + config.d_out) + biases
     w, f = config.width, config.mlp_width
     mlp = (3 if config.mlp == "swiglu" else 2) * w * f
     core = config.depth * (4 * w * w + mlp)  # q, k, v, o and the MLP matrices

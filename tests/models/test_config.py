@@ -35,10 +35,11 @@ def test_flops_per_token_by_hand() -> None:
     n = 2 * (4 * 64 * 64 + 2 * 64 * 256)
     assert flops_per_token(cfg) == 6 * (n + 64 * 256) + 12 * 2 * 128 * 64
     small = MLPConfig(width=16, depth=1, d_in=4, d_out=2)
-    assert param_count(small, embeddings=True) == 16 * 16 + 16 * (4 + 2)
+    assert param_count(small, embeddings=True) == 16 * 16 + 16 * (4 + 2) + 2 * 16
+    assert param_count(small) == 16 * 16
     assert flops_per_token(small) == 6 * param_count(small, embeddings=True)
-    assert sum(v.size for k, v in mlp.init_params(small, None, jax.random.key(0)).items()
-               if k.startswith("w") or k == "readout") == param_count(small, embeddings=True)
+    every = sum(v.size for v in mlp.init_params(small, None, jax.random.key(0)).values())
+    assert every == param_count(small, embeddings=True)
 
 
 @pytest.mark.parametrize(
