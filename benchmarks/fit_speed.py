@@ -6,7 +6,8 @@ drop the 5 highest losses (n = 240), Hoffmann's 4,500-start grid, sum of Huber(1
 
 Cases: (a) cold fit including compilation -- the CLI (`scalelaw fit ... --json`, a fresh
 process) against the scipy loop; (b) warm refit in the same process; (c) Epoch's bootstrap:
-4,000 resamples, each refit from the best fit (one start). Prints a table; asserts nothing.
+4,000 resamples, each refit from the best fit (one start), with the number of refits
+that converged on each side. Prints a table; asserts nothing.
 
 Run: ``python benchmarks/fit_speed.py``
 """
@@ -94,32 +95,41 @@ def main() -> None:
 
     # (b) warm refit in this process
     fit_law(df)
-    t = time.perf_counter()
-    res = fit_law(df)
-    t_warm = time.perf_counter() - t
-    rows.append(("(b) warm refit, 4,500 starts", t_scipy, t_warm, ref.fun, res.objective))
+    t_warm = np.inf
+    for _ in range(3):  # best of 3 on a shared machine
+        t = time.perf_counter()
+        res = fit_law(df)
+        t_warm = min(t_warm, time.perf_counter() - t)
+    rows.append(("(b) warm refit, 4,500 starts (best of 3)", t_scipy, t_warm, ref.fun,
+                 res.objective))
 
     # (c) bootstrap: 4,000 resamples, each from the best fit (one start)
     counts = resample_counts(len(lN), 4000, seed=42)
     theta0 = np.array(list(res.metadata["fit_params"].values()))
+    xs = {"N": df["N"].to_numpy(), "D": df["D"].to_numpy()}
     t = time.perf_counter()
-    _, vals = refit_weighted(law, {"N": df["N"].to_numpy(), "D": df["D"].to_numpy()},
-                             df["loss"].to_numpy(), theta0, counts, delta=DELTA)
+    refit_weighted(law, xs, df["loss"].to_numpy(), theta0, counts, delta=DELTA)
     t_boot_cold = time.perf_counter() - t
+    t_boot = np.inf
+    for _ in range(3):  # best of 3 on a shared machine
+        t = time.perf_counter()
+        fits = refit_weighted(law, xs, df["loss"].to_numpy(), theta0, counts, delta=DELTA)
+        t_boot = min(t_boot, time.perf_counter() - t)
+    vals = fits.objective
     t = time.perf_counter()
-    _, vals = refit_weighted(law, {"N": df["N"].to_numpy(), "D": df["D"].to_numpy()},
-                             df["loss"].to_numpy(), theta0, counts, delta=DELTA)
-    t_boot = time.perf_counter() - t
-    t = time.perf_counter()
-    sp_vals = np.array([scipy_fit([theta0], lN, lD, lL, w).fun for w in counts])
+    sp = [scipy_fit([theta0], lN, lD, lL, w) for w in counts]
     t_sp_boot = time.perf_counter() - t
+    sp_vals = np.array([r.fun for r in sp])
+    sp_ok = sum(bool(r.success) for r in sp)
     gap = np.max((vals - sp_vals) / sp_vals)
     rows.append(("(c) bootstrap 4,000 x 1 start (incl. compile)", t_sp_boot, t_boot_cold,
                  float(np.sum(sp_vals)), float(np.sum(vals))))
-    rows.append(("(c) bootstrap 4,000 x 1 start (warm)", t_sp_boot, t_boot,
+    rows.append(("(c) bootstrap 4,000 x 1 start (warm, best of 3)", t_sp_boot, t_boot,
                  float(np.sum(sp_vals)), float(np.sum(vals))))
 
-    print(f"Epoch AI Chinchilla data, n = {len(lN)}; machine load shared; times in seconds")
+    loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print(f"Epoch AI Chinchilla data, n = {len(lN)}; load average at the end {loadavg}; "
+          "times in seconds")
     print(f"{'case':<52} {'scipy':>8} {'scalelaw':>9} {'ratio':>7} "
           f"{'scipy objective':>16} {'scalelaw objective':>19} {'rel. diff':>10}")
     for name, ts, tl, os_, ol in rows:
@@ -127,6 +137,11 @@ def main() -> None:
               f"{(ol - os_) / os_:10.1e}")
     print(f"bootstrap: max per-resample (scalelaw - scipy)/scipy = {gap:.1e} "
           f"(negative = scalelaw lower)")
+    summ = fits.summary()
+    print(f"bootstrap converged: scalelaw {summ['converged']}/4000 (max {summ['max_steps_taken']} "
+          f"BFGS steps, {int(np.sum(fits.steps > 20))} finished in the straggler pass), "
+          f"scipy {sp_ok}/4000 (L-BFGS-B success flag, default tolerances)")
+    print(f"polish of the warm fit: {res.metadata['solver']}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Bootstrap (Efron 1979; as used for Chinchilla Approach 3 by Besiroglu et al. 202
 2404.10102, §3): resample the rows with replacement, refit each resample from the best
 full-data fit, and read standard errors and percentile intervals off the draws. A resample
 is represented by its row counts, used as weights in the objective, so every resample has
-the same shape and all refits run as one vectorised, compiled program.
+the same shape and all refits run as one vectorised, compiled program (see
+:func:`refit_weighted`; refits that do not converge are counted and reported, never kept).
 
 Held-out error (Li et al. 2025, Farseer, arXiv 2506.10972 §5): fit on models up to a size,
 report the relative error |L̂ − L| / L of the predicted loss on the larger models.
@@ -25,7 +26,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -45,44 +46,89 @@ def resample_counts(n_rows: int, n_resamples: int, seed: int = 0) -> np.ndarray:
     return np.stack([np.bincount(row, minlength=n_rows) for row in idx]).astype(np.float64)
 
 
+class Refits(NamedTuple):
+    """Bootstrap refits: one row per resample."""
+
+    theta: np.ndarray
+    """Fit-space parameters, shape (resamples, P)."""
+    objective: np.ndarray
+    """Objective of each resample at ``theta`` (+inf if outside bounds or not finite)."""
+    steps: np.ndarray
+    """BFGS steps taken (both passes)."""
+    converged: np.ndarray
+    """Whether the refit met the tolerance within the step caps (bool)."""
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for reports: resamples, converged, not converged and their indices."""
+        bad = np.flatnonzero(~self.converged)
+        return {"resamples": int(len(self.converged)), "converged": int(self.converged.sum()),
+                "not_converged": int(bad.size), "not_converged_index": bad.tolist(),
+                "max_steps_taken": int(self.steps.max(initial=0))}
+
+
 def refit_weighted(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, theta0: np.ndarray,
-                   weights: np.ndarray, *, delta: float | None, max_steps: int = 500,
-                   tol: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
-    """Refit once per row of ``weights`` from ``theta0``; return (thetas, objectives)."""
+                   weights: np.ndarray, *, delta: float | None, tol: float = 1e-12,
+                   max_steps: int = 20, straggler_steps: int = 1000) -> Refits:
+    """Refit once per row of ``weights`` from ``theta0`` (the full-data optimum).
+
+    Every refit minimises the weighted objective in coordinates whitened at ``theta0``
+    (:func:`scalelaw.fit.robust.whitening`: unit Hessian for the full data, objective
+    scaled by its full-data value), with optimistix's dense BFGS vmapped over resamples,
+    to relative objective accuracy ``tol``. All run ``max_steps`` steps at most; the few
+    that have not converged by then (stragglers, which would otherwise hold the whole
+    vectorised batch) continue from where they stopped in a second, small batch of up to
+    ``straggler_steps`` steps. Refits still unconverged are flagged in ``converged``.
+    """
     import jax
     import jax.numpy as jnp
 
     from scalelaw.fit.robust import compiled
 
-    fn = compiled("refits", law, delta=delta, max_steps=max_steps, tol=tol)
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
     with jax.enable_x64(True):
-        theta, value, _ = fn(jnp.asarray(theta0, jnp.float64),
-                             {k: jnp.asarray(v, jnp.float64) for k, v in x.items()},
-                             jnp.log(jnp.asarray(y, jnp.float64)),
-                             jnp.asarray(weights, jnp.float64))
-        return np.asarray(theta), np.asarray(value)
+        xj = {k: jnp.asarray(v, jnp.float64) for k, v in x.items()}
+        log_y = jnp.log(jnp.asarray(y, jnp.float64))
+        t0 = jnp.asarray(theta0, jnp.float64)
+        precond, scale = compiled("whitening", law, delta=delta)(t0, xj, log_y)
+        fn = compiled("refits", law, delta=delta, max_steps=max_steps, tol=tol)
+        z, theta, value, steps, ok = map(np.asarray, fn(
+            t0, precond, scale, jnp.zeros((len(weights), t0.size)), xj, log_y,
+            jnp.asarray(weights)))
+        z, theta, value, steps, ok = (np.array(a) for a in (z, theta, value, steps, ok))
+        todo = np.flatnonzero(~ok)
+        if todo.size and straggler_steps > 0:
+            bucket = min(len(weights), max(16, 1 << int(np.ceil(np.log2(todo.size)))))
+            idx = np.resize(todo, bucket)  # pad by repeating to a power-of-two batch
+            fn2 = compiled("refits", law, delta=delta, max_steps=straggler_steps, tol=tol)
+            out = map(np.asarray, fn2(t0, precond, scale, jnp.asarray(z[idx]), xj, log_y,
+                                      jnp.asarray(weights[idx])))
+            _, th2, v2, s2, ok2 = (a[:todo.size] for a in out)
+            theta[todo], value[todo], ok[todo] = th2, v2, ok2
+            steps[todo] += s2
+    return Refits(theta, value, steps, ok.astype(bool))
 
 
 def bootstrap_samples(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray,
                       theta: np.ndarray, *, n_resamples: int, seed: int = 0,
-                      delta: float | None = 1e-3) -> dict[str, list[float]]:
-    """Bootstrap draws of every natural parameter and derived quantity.
+                      delta: float | None = 1e-3) -> tuple[dict[str, list[float]], dict]:
+    """Bootstrap draws of every natural parameter and derived quantity, and a summary.
 
-    Failed refits (non-finite objective) are stored as NaN, which
-    :meth:`FitResult.interval` and :meth:`FitResult.stderr` ignore.
+    Refits that failed (non-finite objective) or did not converge within the step caps
+    are stored as NaN, which :meth:`FitResult.interval` and :meth:`FitResult.stderr`
+    ignore, and are counted in the summary (see :meth:`Refits.summary`).
     """
     if n_resamples < 2:
         raise ValueError(f"bootstrap: need at least 2 resamples, got {n_resamples}")
     counts = resample_counts(len(y), n_resamples, seed)
-    thetas, values = refit_weighted(law, x, y, theta, counts, delta=delta)
-    draws: dict[str, list[float]] = {}
-    for t, v in zip(thetas, values, strict=True):
-        nat = law.to_natural(t) if np.isfinite(v) else None
+    fits = refit_weighted(law, x, y, theta, counts, delta=delta)
+    names = [*law.natural_names, *law.derived_values(law.to_natural(theta))]
+    draws: dict[str, list[float]] = {k: [] for k in names}
+    for t, v, ok in zip(fits.theta, fits.objective, fits.converged, strict=True):
+        nat = law.to_natural(t) if (ok and np.isfinite(v)) else None
         row = {} if nat is None else {**nat, **law.derived_values(nat)}
-        names = [*law.natural_names, *law.derived_values(law.to_natural(theta))]
         for k in names:
-            draws.setdefault(k, []).append(row.get(k, float("nan")))
-    return draws
+            draws[k].append(row.get(k, float("nan")))
+    return draws, fits.summary()
 
 
 def prediction_samples(result: FitResult, law: str | Law | None = None,

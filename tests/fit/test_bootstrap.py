@@ -71,3 +71,86 @@ def test_epoch_bootstrap_matches_paper():
     assert res.stderr("beta") == pytest.approx(0.0206, rel=0.2)
     assert res.stderr("E") == pytest.approx(0.0257, rel=0.2)
     assert res.stderr("a") == pytest.approx(0.020, rel=0.25)
+
+
+def _refit_inputs(n_resamples=64, seed=0):
+    from scalelaw.fit.laws import get_law
+
+    df = noisy(seed)
+    law = get_law("chinchilla")
+    res = fit_law(df, init_grid=GRID)
+    theta = np.array(list(res.metadata["fit_params"].values()))
+    x = {"N": df["N"].to_numpy(), "D": df["D"].to_numpy()}
+    return law, x, df["loss"].to_numpy(), theta, resample_counts(len(df), n_resamples, seed=1)
+
+
+def test_refits_match_tight_scipy():
+    """Each whitened BFGS refit reaches scipy's tightly converged objective to 1e-8."""
+    from scipy.optimize import minimize
+
+    from scalelaw.fit.bootstrap import refit_weighted
+
+    law, x, y, theta, counts = _refit_inputs(16)
+    fits = refit_weighted(law, x, y, theta, counts, delta=1e-3)
+    assert fits.converged.all()
+    lN, lD, lL = np.log(x["N"]), np.log(x["D"]), np.log(y)
+
+    def f(t, w):  # sum Huber of log residuals and its analytic gradient
+        a, b, e, al, be = t
+        p1, p2 = np.exp(a - al * lN), np.exp(b - be * lD)
+        s = p1 + p2 + np.exp(e)
+        r = np.log(s) - lL
+        h = w * np.clip(r, -1e-3, 1e-3) / s
+        val = np.sum(w * np.where(np.abs(r) <= 1e-3, 0.5 * r * r, 1e-3 * (np.abs(r) - 5e-4)))
+        grad = [(h * p1).sum(), (h * p2).sum(), (h * np.exp(e)).sum(),
+                -(h * p1 * lN).sum(), -(h * p2 * lD).sum()]
+        return val, np.array(grad)
+
+    for w, t, v in zip(counts, fits.theta, fits.objective, strict=True):
+        ref = minimize(f, t, args=(w,), jac=True, method="L-BFGS-B",
+                       options={"ftol": 1e-15, "gtol": 1e-14, "maxiter": 5000})
+        assert v <= ref.fun * (1 + 1e-8)
+
+
+def test_stragglers_refit_separately_and_unconverged_are_reported():
+    from scalelaw.fit.bootstrap import refit_weighted
+
+    law, x, y, theta, counts = _refit_inputs(64)
+    full = refit_weighted(law, x, y, theta, counts, delta=1e-3, max_steps=500)
+    assert full.converged.all()
+    # a tiny first-pass cap: most refits become stragglers, finished in the second pass
+    split = refit_weighted(law, x, y, theta, counts, delta=1e-3, max_steps=2)
+    assert split.converged.all() and (split.steps > 2).sum() > 32
+    np.testing.assert_allclose(split.objective, full.objective, rtol=1e-8)
+    # no second pass: the unconverged refits are flagged and counted, not passed off
+    capped = refit_weighted(law, x, y, theta, counts, delta=1e-3, max_steps=2,
+                            straggler_steps=0)
+    summary = capped.summary()
+    assert summary["not_converged"] == (~capped.converged).sum() > 32
+    assert summary["converged"] + summary["not_converged"] == 64
+    assert summary["not_converged_index"] == np.flatnonzero(~capped.converged).tolist()
+
+
+def test_unconverged_refits_left_out_of_draws(monkeypatch):
+    from scalelaw.fit import bootstrap as bs
+
+    real = bs.refit_weighted
+
+    def capped(*args, **kwargs):
+        return real(*args, **{**kwargs, "max_steps": 2, "straggler_steps": 0})
+
+    monkeypatch.setattr(bs, "refit_weighted", capped)
+    res = fit_law(noisy(0), init_grid=GRID, bootstrap=50, seed=1)
+    meta = res.metadata["bootstrap"]
+    assert meta["not_converged"] > 0 and meta["converged"] + meta["not_converged"] == 50
+    alpha = np.array(res.samples["alpha"])
+    assert np.isnan(alpha).sum() == meta["not_converged"]
+    assert np.flatnonzero(np.isnan(alpha)).tolist() == meta["not_converged_index"]
+
+
+def test_bootstrap_metadata_reports_convergence():
+    res = fit_law(noisy(0), init_grid=GRID, bootstrap=100, seed=2)
+    meta = res.metadata["bootstrap"]
+    assert meta["resamples"] == 100 and meta["converged"] == 100
+    assert meta["not_converged"] == 0 and meta["not_converged_index"] == []
+    assert np.isfinite(res.samples["alpha"]).all()

@@ -142,3 +142,30 @@ def test_bad_input(mutate, message):
 def test_unknown_law():
     with pytest.raises(ConfigError, match="unknown law"):
         fit_law(synthetic(), "no_such_law")
+
+
+def test_whitening_gives_unit_hessian():
+    import jax
+    import jax.numpy as jnp
+
+    from scalelaw.fit.laws import get_law
+    from scalelaw.fit.robust import objective, whitening
+
+    df = synthetic(noise=0.01)
+    law = get_law("chinchilla")
+    res = fit_law(df, init_grid=SMALL_GRID)
+    theta = np.array(list(res.metadata["fit_params"].values()))
+    with jax.enable_x64(True):
+        args = ({"N": jnp.asarray(df["N"].to_numpy()), "D": jnp.asarray(df["D"].to_numpy())},
+                jnp.log(jnp.asarray(df["loss"].to_numpy())), jnp.ones(len(df)))
+        precond, scale = whitening(law, 1e-3, jnp.asarray(theta), args)
+        hz = jax.hessian(lambda z: objective(law, jnp.asarray(theta) + precond @ z, args, 1e-3)
+                         / scale)(jnp.zeros(5))
+    assert float(scale) == pytest.approx(res.objective, rel=1e-12)
+    np.testing.assert_allclose(np.asarray(hz), np.eye(5), atol=1e-6)
+
+
+def test_solver_reports_convergence():
+    res = fit_law(synthetic(noise=0.01), init_grid=SMALL_GRID)
+    solver = res.metadata["solver"]
+    assert solver["converged"] is True and 0 < solver["steps"] < 2000
