@@ -334,6 +334,8 @@ def fit_law(
                              drop_top=drop_top)
     holdout = None
     if holdout_above is not None:
+        if "N" not in x:
+            raise ConfigError(f"holdout_above: law {law.name!r} has no N input to split on")
         train = x["N"] <= holdout_above
         holdout = (_select_rows(x, ~train), y[~train])
         if not (~train).any():

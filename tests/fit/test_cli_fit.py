@@ -105,3 +105,12 @@ def test_output_directory_checked_before_fitting(table, tmp_path, capsys):
     missing = tmp_path / "nope" / "fit.json"
     code, _, err = run(["fit", str(table), "--save", str(missing)], capsys)
     assert code == 2 and "--save: directory" in err and not (tmp_path / "nope").exists()
+
+
+def test_holdout_needs_an_n_input(tmp_path, capsys):
+    C = np.geomspace(1e18, 1e22, 8)
+    path = tmp_path / "lr.csv"
+    pd.DataFrame({"C": C, "lr": 0.3 * C**-0.125}).to_csv(path, index=False)
+    code, _, err = run(["fit", str(path), "--law", "lr_c", "--loss", "lr", "--holdout-above",
+                        "1e8"], capsys)
+    assert code == 2 and err.startswith("error: holdout_above: law 'lr_c' has no N"), err
