@@ -189,7 +189,7 @@ def forward(
     B, T = tokens.shape
     H, K = config.n_heads, config.head_dim
     res_mult = p.residual_mult(config.depth)
-    attn_scale = p.attention_scale(K)
+    attn_scale = p.attention_scale(K, p.base_head_dim)
     out_mult = p.layer_rule("output", config.width / p.base_width).forward_mult
     l1 = lambda a: jnp.mean(jnp.abs(a))  # noqa: E731
 

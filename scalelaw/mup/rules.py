@@ -117,6 +117,11 @@ class Parametrization:
         Initialise the attention query projection to zero.
     completep_alpha : float
         Depth exponent of CompleteP, in (0, 1]: 1.0 is CompleteP, 0.5 depth-muP.
+    base_head_dim : int or None
+        Head dimension at the base width, for ``"1/d"`` attention when the head dimension
+        grows with width (a fixed number of heads). ``None``: the head dimension is fixed
+        and the heads grow with width (the reference transformer's convention), so
+        ``"1/d"`` and ``"1/sqrt(d)"`` coincide.
 
     Raises
     ------
@@ -134,6 +139,7 @@ class Parametrization:
     zero_init_readout: bool = False
     zero_init_query: bool = False
     completep_alpha: float = 1.0
+    base_head_dim: int | None = None
 
     def __post_init__(self) -> None:
         _check_choice("name", self.name, NAMES)
@@ -143,6 +149,8 @@ class Parametrization:
         _check_positive_int("base_width", self.base_width)
         if self.base_depth is not None:
             _check_positive_int("base_depth", self.base_depth)
+        if self.base_head_dim is not None:
+            _check_positive_int("base_head_dim", self.base_head_dim)
         for field in ("scale_adam_eps", "zero_init_readout", "zero_init_query"):
             if not isinstance(getattr(self, field), bool):
                 raise ValueError(f"{field}: must be true or false, got {getattr(self, field)!r}")

@@ -71,6 +71,7 @@ KINDS: dict[str, Kind] = {
     "parametrization.zero_init_readout": boolean,
     "parametrization.zero_init_query": boolean,
     "parametrization.completep_alpha": number(0, 1, open_high=False),
+    "parametrization.base_head_dim": optional(integer(1)),
     # optimizer (AdamW), schedule (scalelaw.schedules; None = that schedule's default)
     **{f"{section}.{name}": kind for section in ("optimizer", "schedule")
        for name, kind in SECTION_KINDS[section].items()},

@@ -76,3 +76,21 @@ def test_completep_optimizer_requires_depth() -> None:
     cfg = TransformerConfig(width=64, depth=2, head_dim=16)
     with pytest.raises(ValueError, match="^depth: required"):
         adamw(1e-3, roles=transformer.roles(cfg, p), parametrization=p)
+
+
+def test_one_over_d_attention_uses_the_base_head_dim() -> None:
+    cfg = TransformerConfig(width=64, depth=1, head_dim=32, context=16)
+    tokens = jax.random.randint(jax.random.key(0), (2, 16), 0, 256)
+    params = transformer.init_params(cfg, None, jax.random.key(3))
+    params["wq"] = params["wq"] * 8.0  # sharpen the attention so its scale matters
+
+    def logits(**kw: object) -> np.ndarray:
+        return np.asarray(transformer.forward(params, tokens, cfg,
+                                              Parametrization("mup", base_width=16, **kw)))
+
+    fixed = logits()  # heads grow with width: 1/d == 1/sqrt(d)
+    np.testing.assert_array_equal(fixed, logits(attn_scale="1/sqrt(d)"))
+    grown = logits(base_head_dim=8)  # head_dim grew 4x from the base: sqrt(8)/32
+    assert not np.allclose(fixed, grown, rtol=1e-3)
+    assert Parametrization("mup", base_head_dim=8).attention_scale(32, 8) == pytest.approx(
+        8**0.5 / 32)
