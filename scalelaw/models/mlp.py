@@ -19,8 +19,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
+from scalelaw.models._nnx import PureModule
 from scalelaw.models.config import MLPConfig
 from scalelaw.mup.roles import infer_roles
 from scalelaw.mup.rules import Parametrization
@@ -92,26 +92,12 @@ def forward(
     return out, stats
 
 
-class MLP(nnx.Module):
-    """Flax NNX wrapper of :func:`forward`."""
+class MLP(PureModule):
+    """Flax NNX wrapper of :func:`forward`; parameters are :class:`nnx.Param` attributes.
 
-    def __init__(
-        self, config: MLPConfig, parametrization: Parametrization | None = None, *,
-        rngs: nnx.Rngs,
-    ) -> None:
-        self.config = config
-        self.parametrization = parametrization or _sp(config)
-        values = init_params(config, self.parametrization, rngs.params())
-        self._names = tuple(sorted(values))
-        for name, value in values.items():
-            setattr(self, name, nnx.Param(value))
+    See :class:`scalelaw.models._nnx.PureModule` for the constructor.
+    """
 
-    def params(self) -> Params:
-        return {name: getattr(self, name)[...] for name in self._names}
-
-    def roles(self, overrides: dict[str, str] | None = None) -> Any:
-        return roles(self.config, self.parametrization, overrides)
-
-    def __call__(self, x: jax.Array, *, with_activations: bool = False) -> Any:
-        return forward(self.params(), x, self.config, self.parametrization,
-                       with_activations=with_activations)
+    init_fn = staticmethod(init_params)
+    roles_fn = staticmethod(roles)
+    forward_fn = staticmethod(forward)

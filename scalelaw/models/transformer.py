@@ -37,8 +37,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
+from scalelaw.models._nnx import PureModule
 from scalelaw.models.config import TransformerConfig
 from scalelaw.mup.roles import infer_roles
 from scalelaw.mup.rules import Parametrization
@@ -238,39 +238,12 @@ def cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
     return -jnp.mean(jnp.take_along_axis(logp, targets[..., None], axis=-1))
 
 
-class Transformer(nnx.Module):
+class Transformer(PureModule):
     """Flax NNX wrapper of :func:`forward`; parameters are :class:`nnx.Param` attributes.
 
-    Parameters
-    ----------
-    config : TransformerConfig
-    parametrization : Parametrization, optional
-        Default SP at ``config.width``.
-    rngs : nnx.Rngs
+    See :class:`scalelaw.models._nnx.PureModule` for the constructor.
     """
 
-    def __init__(
-        self,
-        config: TransformerConfig,
-        parametrization: Parametrization | None = None,
-        *,
-        rngs: nnx.Rngs,
-    ) -> None:
-        self.config = config
-        self.parametrization = parametrization or _sp(config)
-        values = init_params(config, self.parametrization, rngs.params())
-        self._names = tuple(sorted(values))
-        for name, value in values.items():
-            setattr(self, name, nnx.Param(value))
-
-    def params(self) -> Params:
-        """The parameters as a flat dict of arrays (the layout :func:`forward` takes)."""
-        return {name: getattr(self, name)[...] for name in self._names}
-
-    def roles(self, overrides: dict[str, str] | None = None) -> Any:
-        """Roles parallel to :meth:`params` (see :func:`roles`)."""
-        return roles(self.config, self.parametrization, overrides)
-
-    def __call__(self, tokens: jax.Array, *, with_activations: bool = False) -> Any:
-        return forward(self.params(), tokens, self.config, self.parametrization,
-                       with_activations=with_activations)
+    init_fn = staticmethod(init_params)
+    roles_fn = staticmethod(roles)
+    forward_fn = staticmethod(forward)
