@@ -118,7 +118,6 @@ def _where(keep: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, old)
 
 
-@functools.lru_cache(maxsize=16)
 def step_fns(
     config: TransformerConfig,
     parametrization: Parametrization,
@@ -140,7 +139,15 @@ def step_fns(
     """
     if not isinstance(config, TransformerConfig):
         raise ValueError(f"model: training supports the transformer family, got {config!r}")
+    # output_mult is member data: groups that differ only in it share one program
     p1 = dataclasses.replace(parametrization, output_mult=1.0)
+    return _step_fns(config, p1, grad_clip=grad_clip, vmapped=vmapped)
+
+
+@functools.lru_cache(maxsize=16)
+def _step_fns(
+    config: TransformerConfig, p1: Parametrization, *, grad_clip: float | None, vmapped: bool,
+) -> StepFns:
     max_loss = DIVERGENCE_FACTOR * float(np.log(config.vocab))
     roles = transformer.roles(config, p1)
 
