@@ -51,3 +51,12 @@ def print_json(obj: Any) -> None:
         raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
     sys.stdout.write(json.dumps(obj, default=default) + "\n")
+
+
+def console(stderr: bool = False) -> Any:
+    """A rich console; when the output is not a terminal (a pipe, a log file, CI), tables
+    get 140 columns instead of rich's default 80 so that they are not truncated."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, soft_wrap=True, width=None if stream.isatty() else 140)

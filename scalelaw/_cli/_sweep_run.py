@@ -16,7 +16,6 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -26,6 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from scalelaw._cli._common import console as make_console
 from scalelaw.sweep.executors import Executor, GroupResult, RunObserver, group_work
 from scalelaw.sweep.plan import shape_label
 from scalelaw.sweep.store import SweepStore
@@ -89,7 +89,7 @@ class CliObserver(RunObserver):
 
 
 @contextlib.contextmanager
-def _graceful_stop(flag: _Flag, console: Console) -> Iterator[None]:
+def _graceful_stop(flag: _Flag, console: Any) -> Iterator[None]:
     """First SIGINT/SIGTERM sets ``flag``; a second SIGINT raises KeyboardInterrupt."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -112,7 +112,7 @@ def _graceful_stop(flag: _Flag, console: Console) -> Iterator[None]:
 
 def run_sweep(store: SweepStore, executor: Executor, *, max_groups: int | None = None) -> int:
     """Train the unfinished groups of ``store``; returns the exit status (0, 1 or 130)."""
-    console = Console(stderr=True, soft_wrap=True)
+    console = make_console(stderr=True)
     groups = store.groups()
     work = [(g, group_work(g, store)) for g in groups]
     todo = [(g, w) for g, w in work if w[2]]

@@ -82,10 +82,11 @@ def _cell(value: float) -> float | str | None:
 
 def print_status(data: dict[str, Any]) -> None:
     """Render :func:`status_data` with rich."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(soft_wrap=True)
+    from scalelaw._cli._common import console as make_console
+
+    console = make_console()
     shown = [s for s in STATES if data["totals"][s] or s in ("done", "pending")]
     table = Table(title=f"sweep {data['name']} ({data['dir']}): {data['trials']} trials")
     for name in ("group", "parametrization", "width", "depth", "T", "B", "steps", *shown):

@@ -47,8 +47,9 @@ def coord_check_command(
 
 
 def _print_table(result, model: str, parametrization: str, widths: list[int]) -> None:  # noqa: ANN001
-    from rich.console import Console
     from rich.table import Table
+
+    from scalelaw._cli._common import console as make_console
 
     colour = {"stable": "green", "blows up": "red", "vanishes": "yellow"}
     table = Table(title=f"coordinate check: {model}, {parametrization}, widths {widths}")
@@ -60,7 +61,7 @@ def _print_table(result, model: str, parametrization: str, widths: list[int]) ->
         c = colour[row.verdict]
         table.add_row(row.module, f"{row.min_ratio:.3f}", f"{row.max_ratio:.3f}",
                       f"[{c}]{row.verdict}[/{c}]")
-    console = Console()
+    console = make_console()
     console.print(table)
     n_bad = int((result.verdicts["verdict"] != "stable").sum())
     verdict = "[green]all modules stable[/green]" if n_bad == 0 else (

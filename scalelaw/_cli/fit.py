@@ -76,8 +76,9 @@ def _summary(result: Any) -> dict[str, Any]:
 
 
 def _print_table(result: Any) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from scalelaw._cli._common import console as make_console
 
     boot = bool(result.samples)
     objective = "n/a" if result.objective is None else f"{result.objective:.6e}"
@@ -94,7 +95,7 @@ def _print_table(result: Any) -> None:
             lo, hi = result.interval(k)
             row += [f"{result.stderr(k):.3g}", f"({lo:.4g}, {hi:.4g})"]
         t.add_row(*row)
-    console = Console()
+    console = make_console()
     console.print(t)
     hold = result.metadata.get("holdout")
     if hold:

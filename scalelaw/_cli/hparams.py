@@ -15,15 +15,16 @@ from scalelaw._cli._common import print_json
 
 
 def _table(title: str, rows: list[tuple[str, str]]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from scalelaw._cli._common import console as make_console
 
     table = Table(title=title, show_header=False)
     table.add_column("quantity", style="bold")
     table.add_column("value")
     for key, value in rows:
         table.add_row(key, value)
-    Console().print(table)
+    make_console().print(table)
 
 
 def fit_hparams_cmd(

@@ -75,8 +75,9 @@ def plan_cmd(
                     "tokens": result.tokens, "flops": result.flops, "seconds": result.seconds,
                     "groups": group_table(result)})
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from scalelaw._cli._common import console as make_console
 
     table = Table(title=f"sweep {result.name}: {len(result.groups)} groups, "
                         f"{result.trials} trials")
@@ -90,7 +91,7 @@ def plan_cmd(
     table.add_section()
     table.add_row("", "total", str(result.trials), "", "", si(result.tokens),
                   si(result.flops), fmt_seconds(result.seconds))
-    console = Console(soft_wrap=True)
+    console = make_console()
     console.print(table)
     console.print(f"estimated wall time {fmt_seconds(result.seconds)} ({result.note})")
 
