@@ -3,9 +3,10 @@
 Bootstrap (Efron 1979; as used for Chinchilla Approach 3 by Besiroglu et al. 2024, arXiv
 2404.10102, §3): resample the rows with replacement, refit each resample from the best
 full-data fit, and read standard errors and percentile intervals off the draws. A resample
-is represented by its row counts, used as weights in the objective, so every resample has
-the same shape and all refits run as one vectorised, compiled program (see
-:func:`refit_weighted`; refits that do not converge are counted and reported, never kept).
+is represented by the rows it drew and their counts, used as weights in the objective and
+padded with zero-weight rows to one width, so every resample has the same shape and all
+refits run as one vectorised, compiled program (see :func:`refit_weighted`; refits that do
+not converge are counted and reported, never kept).
 
 Held-out error (Li et al. 2025, Farseer, arXiv 2506.10972 §5): fit on models up to a size,
 report the relative error |L̂ − L| / L of the predicted loss on the larger models.
@@ -46,6 +47,25 @@ def resample_counts(n_rows: int, n_resamples: int, seed: int = 0) -> np.ndarray:
     return np.stack([np.bincount(row, minlength=n_rows) for row in idx]).astype(np.float64)
 
 
+def compact_resamples(weights: np.ndarray, multiple: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """(row index, weight), each (resamples, K): every resample's rows of nonzero weight.
+
+    A bootstrap resample leaves about 1/e of the rows out (weight 0). Listing only the rows
+    each resample drew, padded with zero-weight rows to a common width ``K`` (the largest
+    count, rounded up to ``multiple``), gives the same weighted objective over ~63% of the
+    points, in one shape for all resamples.
+
+    >>> idx, w = compact_resamples(np.array([[2.0, 0, 1, 0], [0, 0, 3, 1]]), multiple=1)
+    >>> idx.tolist(), w.tolist()
+    ([[0, 2], [2, 3]], [[2.0, 1.0], [3.0, 1.0]])
+    """
+    nonzero = weights != 0
+    k = int(nonzero.sum(axis=1).max(initial=1))
+    k = min(weights.shape[1], -(-k // multiple) * multiple)
+    idx = np.argsort(~nonzero, axis=1, kind="stable")[:, :k]
+    return idx, np.take_along_axis(weights, idx, axis=1)
+
+
 class Refits(NamedTuple):
     """Bootstrap refits: one row per resample."""
 
@@ -74,7 +94,9 @@ def refit_weighted(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, theta0:
     Every refit minimises the weighted objective in coordinates whitened at ``theta0``
     (:func:`scalelaw.fit.robust.whitening`: unit Hessian for the full data, objective
     scaled by its full-data value), with optimistix's dense BFGS vmapped over resamples,
-    to relative objective accuracy ``tol``. All run ``max_steps`` steps at most; the few
+    to relative objective accuracy ``tol``. Each resample evaluates only the rows it drew
+    (:func:`compact_resamples`, ~63% of them), and resamples run in cache-sized chunks
+    (:func:`scalelaw.fit.robust._refits`). All run ``max_steps`` steps at most; the few
     that have not converged by then (stragglers, which would otherwise hold the whole
     vectorised batch) continue from where they stopped in a second, small batch of up to
     ``straggler_steps`` steps. Refits still unconverged are flagged in ``converged``.
@@ -90,18 +112,20 @@ def refit_weighted(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, theta0:
         log_y = jnp.log(jnp.asarray(y, jnp.float64))
         t0 = jnp.asarray(theta0, jnp.float64)
         precond, scale = compiled("whitening", law, delta=delta)(t0, xj, log_y)
+        idx, w = compact_resamples(weights)  # gathered on the host (cheaper than eagerly)
+        xr = {k: jnp.asarray(np.asarray(v)[idx]) for k, v in xj.items()}
+        yr, w = jnp.asarray(np.asarray(log_y)[idx]), jnp.asarray(w)
         fn = compiled("refits", law, delta=delta, max_steps=max_steps, tol=tol)
         z, theta, value, steps, ok = map(np.asarray, fn(
-            t0, precond, scale, jnp.zeros((len(weights), t0.size)), xj, log_y,
-            jnp.asarray(weights)))
+            t0, precond, scale, jnp.zeros((len(weights), t0.size)), xr, yr, w))
         z, theta, value, steps, ok = (np.array(a) for a in (z, theta, value, steps, ok))
         todo = np.flatnonzero(~ok)
         if todo.size and straggler_steps > 0:
             bucket = min(len(weights), max(16, 1 << int(np.ceil(np.log2(todo.size)))))
-            idx = np.resize(todo, bucket)  # pad by repeating to a power-of-two batch
+            pick = np.resize(todo, bucket)  # pad by repeating to a power-of-two batch
             fn2 = compiled("refits", law, delta=delta, max_steps=straggler_steps, tol=tol)
-            out = map(np.asarray, fn2(t0, precond, scale, jnp.asarray(z[idx]), xj, log_y,
-                                      jnp.asarray(weights[idx])))
+            out = map(np.asarray, fn2(t0, precond, scale, jnp.asarray(z[pick]),
+                                      {k: v[pick] for k, v in xr.items()}, yr[pick], w[pick]))
             _, th2, v2, s2, ok2 = (a[:todo.size] for a in out)
             theta[todo], value[todo], ok[todo] = th2, v2, ok2
             steps[todo] += s2

@@ -164,12 +164,23 @@ def _multistart(starts: Any, args: Any, *, law: Law, delta: float | None, screen
 
 
 def _refits(theta0: Any, precond: Any, scale: Any, z0: Any, x: Any, log_y: Any, weights: Any, *,
-            law: Law, delta: float | None, max_steps: int, tol: float) -> tuple[Any, ...]:
-    """One whitened BFGS refit per row of ``weights`` (bootstrap), from ``z0``, vectorised."""
+            law: Law, delta: float | None, max_steps: int, tol: float,
+            chunk: int = 500) -> tuple[Any, ...]:
+    """One whitened BFGS refit per resample (bootstrap), from ``z0``, vectorised.
+
+    ``x`` (each input), ``log_y`` and ``weights`` have one row per resample: that
+    resample's rows (see :func:`scalelaw.fit.bootstrap.compact_resamples`). Resamples run
+    ``chunk`` at a time (``jax.lax.map``), each chunk vmapped in its own solver loop: the
+    per-step arrays stay cache-sized and a chunk stops as soon as its own refits have
+    converged.
+    """
     import jax
 
-    return jax.vmap(lambda z, w: whitened_run(law, delta, theta0, precond, scale, z,
-                                              (x, log_y, w), max_steps, tol))(z0, weights)
+    def run(a: tuple[Any, ...]) -> tuple[Any, ...]:
+        z, xr, yr, w = a
+        return whitened_run(law, delta, theta0, precond, scale, z, (xr, yr, w), max_steps, tol)
+
+    return jax.lax.map(run, (z0, x, log_y, weights), batch_size=chunk)
 
 
 def _whitening(theta: Any, x: Any, log_y: Any, *, law: Law, delta: float | None) -> tuple:

@@ -25,6 +25,20 @@ def test_resample_counts():
     assert not np.array_equal(c, resample_counts(7, 500, seed=4))
 
 
+def test_compact_resamples_lists_every_drawn_row_once():
+    from scalelaw.fit.bootstrap import compact_resamples
+
+    c = resample_counts(50, 300, seed=5)
+    idx, w = compact_resamples(c)
+    assert idx.shape == w.shape and idx.shape[1] % 8 == 0
+    assert (c > 0).sum(1).max() <= idx.shape[1] < 50
+    back = np.zeros_like(c)
+    np.add.at(back, (np.arange(len(c))[:, None], idx), w)
+    np.testing.assert_array_equal(back, c)  # same weight per row: same weighted objective
+    for row, r in zip(idx, c, strict=True):  # no drawn row listed twice
+        assert len(set(row[r[row] > 0].tolist())) == (r > 0).sum()
+
+
 def test_intervals_cover_truth_at_nominal_rate():
     """80% percentile intervals of alpha and E cover the truth in ~80% of 40 noisy datasets."""
     hits = {"alpha": 0, "E": 0}
