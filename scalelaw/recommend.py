@@ -174,7 +174,12 @@ def _from_fit(fit: FitResult, n: float, d: float) -> tuple[float, float, dict, s
 
 def _resolve_laws(laws: Any, n: float, d: float, seq_len: int):
     if isinstance(laws, str | os.PathLike):
-        laws = load_fit(laws)
+        try:
+            laws = load_fit(laws)
+        except FileNotFoundError:
+            raise ValueError(f"laws: {laws}: no such file") from None
+        except (OSError, ValueError) as err:
+            raise ValueError(f"laws: {err}") from None
     if isinstance(laws, FitResult):
         return _from_fit(laws, n, d)
     if isinstance(laws, tuple | list) and len(laws) == 2 and all(map(callable, laws)):
@@ -240,7 +245,8 @@ def recommend(
     width : int, optional
         Target model width (``width / parametrization.base_width`` is the multiplier).
     source : {"steplaw", "deepseek", "power"}
-        Published law to use when ``laws`` is None (see :mod:`scalelaw.published`).
+        Published law to use when ``laws`` is None (see :mod:`scalelaw.published`); with
+        ``laws`` only its schedule is used (a fitted law records none), and a note says so.
     wd_timescale : float
         AdamW timescale τ used to set the weight decay λ = B/(η·τ·D).
 
@@ -262,6 +268,8 @@ def recommend(
     d = _check_positive("n_tokens", n_tokens)
     if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len <= 0:
         raise ValueError(f"seq_len: must be a positive integer, got {seq_len!r}")
+    if not math.isfinite(6.0 * n * d):
+        raise ValueError(f"n_params, n_tokens: compute 6*N*D overflows float64 ({n:g} x {d:g})")
     law = published.get_law(source)
     notes: list[str] = []
     if laws is None:
@@ -272,7 +280,13 @@ def recommend(
         schedule_fn: Callable[[float, float, float], dict] = law.schedule
     else:
         lr, batch_tokens, intervals, label = _resolve_laws(laws, n, d, seq_len)
-        schedule_fn = published.HPARAM_LAWS["steplaw"].schedule
+        schedule_fn = law.schedule
+        notes.append(f"schedule: {law.name!r}'s (a fitted law records no schedule; "
+                     "choose another with source=)")
+    if not (math.isfinite(lr) and lr > 0 and math.isfinite(batch_tokens) and batch_tokens > 0
+            and batch_tokens / seq_len < 2.0**53):
+        raise ValueError(f"n_params, n_tokens: outside the law's numeric range here "
+                         f"(lr {lr:.3g}, batch {batch_tokens:.3g} tokens)")
     batch_seq = max(1, round(batch_tokens / seq_len))
     wd = published.weight_decay_from_timescale(lr, batch_tokens, d, wd_timescale)
     compute = {"flops": 6.0 * n * d, "tokens_per_param": d / n}

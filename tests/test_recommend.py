@@ -81,6 +81,15 @@ def test_user_fit_with_bootstrap_intervals(tmp_path):
         assert "mine" in rec.source
 
 
+def test_user_fit_takes_schedule_from_source_and_says_so():
+    pair = (lambda n, d: 1e-3, lambda n, d: 2048 * 64)
+    steplaw, deepseek = recommend(N, D, laws=pair), recommend(N, D, laws=pair, source="deepseek")
+    assert steplaw.schedule["name"] != deepseek.schedule["name"] == "multi-step"
+    assert deepseek.schedule["peak_lr"] == 1e-3  # the user's LR, DeepSeek's schedule shape
+    assert "'deepseek''s" in " ".join(deepseek.notes)
+    assert not any("schedule" in n for n in recommend(N, D, source="deepseek").notes)
+
+
 def test_user_callable_pair():
     rec = recommend(N, D, laws=(lambda n, d: 1e-3, lambda n, d: 2048 * 64))
     assert (rec.lr, rec.batch_sequences) == (1e-3, 64)
@@ -122,6 +131,9 @@ def test_frozen_str_and_to_dict():
         ({"parametrization": Parametrization("mup")}, "width"),
         ({"width": 1024}, "width"),
         ({"wd_timescale": -1.0}, "wd_timescale"),
+        ({"n_params": 1e300, "n_tokens": 1e300}, "n_params, n_tokens: compute"),
+        ({"n_params": 1e-200, "n_tokens": 1e250}, "n_params, n_tokens: outside"),
+        ({"laws": "/nonexistent/fit.json"}, "laws: /nonexistent/fit.json: no such file"),
     ],
 )
 def test_bad_input_names_argument(kwargs, match):

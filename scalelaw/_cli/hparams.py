@@ -116,12 +116,33 @@ def recommend_cmd(
         param = Parametrization(parametrization, base_width=base_width)
     elif width is not None or base_width is not None:
         raise ValueError("--width/--base-width: only meaningful with --parametrization")
-    rec = recommend(params, tokens, laws=laws, seq_len=seq_len, source=source,
-                    parametrization=param, width=width)
+    try:
+        rec = recommend(params, tokens, laws=laws, seq_len=seq_len, source=source,
+                        parametrization=param, width=width)
+    except ValueError as err:  # name the CLI option, not the Python argument
+        raise ValueError(_as_flags(str(err))) from None
     if as_json:
         print_json(rec.to_dict())
         return
     _table(f"recommendation for N = {params:.3g}, D = {tokens:.3g}", rec.rows())
+
+
+_FLAGS = {"n_params": "--params", "n_tokens": "--tokens", "laws": "--laws",
+          "seq_len": "--seq-len", "source": "--source", "width": "--width",
+          "parametrization": "--parametrization"}
+
+
+def _as_flags(message: str) -> str:
+    """Rewrite the leading ``arg, arg:`` of a :func:`recommend` error as CLI options.
+
+    >>> _as_flags("n_params, n_tokens: too large")
+    '--params, --tokens: too large'
+    """
+    head, sep, rest = message.partition(": ")
+    names = [h.strip() for h in head.split(",")]
+    if not sep or not all(h in _FLAGS for h in names):
+        return message
+    return ", ".join(_FLAGS[h] for h in names) + sep + rest
 
 
 def register(app: typer.Typer) -> None:

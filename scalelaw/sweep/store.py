@@ -114,6 +114,9 @@ class SweepStore:
     def open(cls, root: str | os.PathLike[str]) -> SweepStore:
         """Open an existing sweep directory (``ConfigError`` if it is not one)."""
         root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"{root}: a file, not a sweep directory (sweep run --out DIR "
+                              "makes one)")
         if not root.is_dir():
             raise ConfigError(f"{root}: no such sweep directory")
         try:

@@ -76,6 +76,8 @@ def test_open_and_prepare_reject_non_sweep_directories(tmp_path, spec_path):
     (tmp_path / "junk" / "file.txt").write_text("x")
     with pytest.raises(ConfigError, match="not a sweep directory"):
         SweepStore.open(tmp_path / "junk")
+    with pytest.raises(ConfigError, match="file.txt: a file, not a sweep directory"):
+        SweepStore.open(tmp_path / "junk" / "file.txt")
     with pytest.raises(ConfigError, match="exists and is not a sweep directory"):
         SweepStore.prepare(tmp_path / "junk", load_spec(spec_path))
     with pytest.raises(ConfigError, match="is a file"):
