@@ -176,8 +176,10 @@ def fit_farseer(
     grid : array, optional
         Candidate exponents (default −1…1 step 0.005, each best refined continuously).
     holdout_above : float, optional
-        Fit on N <= holdout_above only; report the mean relative error on the rest in
-        ``metadata["heldout_mre"]`` (Farseer's extrapolation metric).
+        Fit on N <= holdout_above only; report the relative error |L̂ − L|/L on the rest
+        in ``metadata["holdout"]`` (``mean_rel_error``, ``max_rel_error``, ``n``,
+        ``per_N``, ``fit_N_max``: the same record as :func:`scalelaw.fit_law` writes),
+        Farseer's extrapolation metric.
 
     Returns
     -------
@@ -221,10 +223,13 @@ def fit_farseer(
         "lambda": lam, "rounds": rounds, "train_mre": float(rel[train].mean()),
         "stage1": terms.to_dict(orient="list"),
     }
-    if holdout_above is not None:
-        meta["holdout_above"] = float(holdout_above)
-        meta["heldout_mre"] = float(rel[~train].mean()) if (~train).any() else None
-        meta["heldout_max_re"] = float(rel[~train].max()) if (~train).any() else None
+    if holdout_above is not None and (~train).any():
+        held = ~train  # same record as fit_law's metadata["holdout"]
+        meta["holdout"] = {
+            "mean_rel_error": float(rel[held].mean()), "max_rel_error": float(rel[held].max()),
+            "n": int(held.sum()), "fit_N_max": float(holdout_above),
+            "per_N": {f"{n:.6g}": float(rel[held & (N == n)].mean()) for n in np.unique(N[held])},
+        }
     return FitResult(
         law="farseer", params={k: p[k] for k in PARAMS}, kind="loss",
         conventions={"N": "non-embedding params", "D": "tokens", "loss": "as given"},

@@ -49,7 +49,10 @@ def test_noise_free_recovers_constants_tightly():
     fit = fit_farseer(grid(), holdout_above=HOLDOUT)
     for k, v in PUBLISHED.items():
         assert fit.params[k] == pytest.approx(v, rel=1e-4, abs=1e-6), k
-    assert fit.metadata["heldout_mre"] < 1e-6
+    hold = fit.metadata["holdout"]  # the same record fit_law writes, so the CLI shows it
+    assert set(hold) == {"mean_rel_error", "max_rel_error", "n", "per_N", "fit_N_max"}
+    assert hold["mean_rel_error"] < 1e-6 and hold["fit_N_max"] == HOLDOUT
+    assert hold["n"] == len(grid()) - 10 * 9 == sum(1 for _ in hold["per_N"]) * 9
     assert fit.n_points == 10 * 9
 
 
@@ -64,7 +67,7 @@ def test_small_noise_recovers_constants_and_extrapolates():
     big = truth["N"] > HOLDOUT
     err = relative_error(fit, truth["N"][big], truth["D"][big], truth["loss"][big])
     assert err < 5e-4  # paper's Farseer extrapolation error is 0.50%
-    assert fit.metadata["heldout_mre"] < 5e-4
+    assert fit.metadata["holdout"]["mean_rel_error"] < 5e-4
 
 
 def test_larger_noise_still_extrapolates():
