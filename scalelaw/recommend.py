@@ -172,28 +172,65 @@ def _from_fit(fit: FitResult, n: float, d: float) -> tuple[float, float, dict, s
     return lr, bs, intervals, label
 
 
-def _resolve_laws(laws: Any, n: float, d: float, seq_len: int):
-    if isinstance(laws, str | os.PathLike):
-        try:
-            laws = load_fit(laws)
-        except FileNotFoundError:
-            raise ValueError(f"laws: {laws}: no such file") from None
-        except (OSError, ValueError) as err:
-            raise ValueError(f"laws: {err}") from None
+def _from_transfer(fit: FitResult, width: Any, batch_law: published.PublishedLaw, n: float,
+                   d: float, seq_len: int) -> tuple[float, float, dict, str, list[str]]:
+    from scalelaw.fit.transfer import predict_lr  # scipy; only for this kind of fit
+
+    if width is None:
+        raise ValueError("width: required with a learning-rate transfer fit (the target width)")
+    target = _check_positive("width", width)
+    lr_arr, (lo_arr, hi_arr) = predict_lr(fit, target)
+    lr, lo, hi = float(lr_arr), float(lo_arr), float(hi_arr)
+    intervals = {"lr": (lo, hi)} if math.isfinite(lo) else {}
+    s, se = fit.params["width_exponent"], fit.metadata.get("se", {}).get("width_exponent")
+    optima = fit.metadata.get("optima", {})
+    widths = [w for w, u in zip(optima.get("width", []),
+                                optima.get("used", [True] * len(optima.get("width", []))),
+                                strict=True) if u]
+    label = (f"user sweep: lr*(width) = {math.exp(fit.params['log_lr_ref']):.4g} x "
+             f"(width/{fit.params['reference_width']:g})^{s:.3f}"
+             + (f" (s.e. {se:.3f})" if se is not None and math.isfinite(se) else "")
+             + f", fitted on widths {', '.join(f'{w:g}' for w in widths)}"
+             + (f" ({fit.metadata['parametrization']})" if fit.metadata.get("parametrization")
+                else ""))
+    notes = [f"batch from the published {batch_law.name} law (a width x LR sweep has no "
+             "batch axis; choose another with source=)"]
+    if widths and target > 4 * max(widths):
+        notes.append(f"lr extrapolated from width {max(widths):g} to {target:g}: muP predicts "
+                     "no drift; check the fitted exponent and its interval")
+    return lr, batch_law.predict(n, d, seq_len)[1], intervals, label, notes
+
+
+def _load_laws(laws: Any) -> Any:
+    if not isinstance(laws, str | os.PathLike):
+        return laws
+    try:
+        return load_fit(laws)
+    except FileNotFoundError:
+        raise ValueError(f"laws: {laws}: no such file") from None
+    except (OSError, ValueError) as err:
+        raise ValueError(f"laws: {err}") from None
+
+
+def _resolve_laws(laws: Any, n: float, d: float, seq_len: int, width: Any,
+                  law: published.PublishedLaw) -> tuple[float, float, dict, str, list[str]]:
+    if isinstance(laws, FitResult) and laws.kind == "transfer":
+        return _from_transfer(laws, width, law, n, d, seq_len)
     if isinstance(laws, FitResult):
-        return _from_fit(laws, n, d)
+        return (*_from_fit(laws, n, d), [])
     if isinstance(laws, tuple | list) and len(laws) == 2 and all(map(callable, laws)):
         lr_fn, bs_fn = laws
-        return float(lr_fn(n, d)), float(bs_fn(n, d)), {}, "user laws (lr, batch_tokens)"
+        return float(lr_fn(n, d)), float(bs_fn(n, d)), {}, "user laws (lr, batch_tokens)", []
     raise ValueError(
         "laws: expected a FitResult, a path to a saved fit, or a pair of callables "
         f"(lr(N, D), batch_tokens(N, D)); got {type(laws).__name__}"
     )
 
 
-def _per_role(parametrization: Any, width: Any, lr: float, wd: float) -> tuple[dict, ...]:
+def _per_role(parametrization: Any, width: Any, lr: float, wd: float,
+              width_used: bool = False) -> tuple[dict, ...]:
     if parametrization is None:
-        if width is not None:
+        if width is not None and not width_used:
             raise ValueError("width: only meaningful together with parametrization")
         return ()
     if not hasattr(parametrization, "layer_rule") or not hasattr(parametrization, "base_width"):
@@ -236,14 +273,18 @@ def recommend(
     n_tokens : float
         Training tokens D.
     laws : FitResult, path or (callable, callable), optional
-        A user-fitted hyperparameter law (e.g. from :func:`scalelaw.fit.hparams.fit_hparams`)
-        used instead of the published registry; intervals come from its bootstrap samples.
+        A user-fitted hyperparameter law used instead of the published registry: a
+        ``kind="hparams"`` fit (:func:`scalelaw.fit.hparams.fit_hparams`; intervals from its
+        bootstrap samples), or a ``kind="transfer"`` fit of a width x LR sweep
+        (:func:`scalelaw.fit.transfer.fit_lr_transfer`: the LR at ``width`` with its
+        prediction interval; the batch from ``source``'s law).
     seq_len : int
         Tokens per sequence, to express the batch in sequences.
     parametrization : scalelaw.Parametrization, optional
         With ``width``: also list per-role LRs and weight decays at that width.
     width : int, optional
-        Target model width (``width / parametrization.base_width`` is the multiplier).
+        Target model width (``width / parametrization.base_width`` is the multiplier;
+        required with a transfer fit).
     source : {"steplaw", "deepseek", "power"}
         Published law to use when ``laws`` is None (see :mod:`scalelaw.published`); with
         ``laws`` only its schedule is used (a fitted law records none), and a note says so.
@@ -271,6 +312,7 @@ def recommend(
     if not math.isfinite(6.0 * n * d):
         raise ValueError(f"n_params, n_tokens: compute 6*N*D overflows float64 ({n:g} x {d:g})")
     law = published.get_law(source)
+    laws = _load_laws(laws)
     notes: list[str] = []
     if laws is None:
         lr, batch_tokens = law.predict(n, d, seq_len)
@@ -279,10 +321,12 @@ def recommend(
         notes.extend(law.notes)
         schedule_fn: Callable[[float, float, float], dict] = law.schedule
     else:
-        lr, batch_tokens, intervals, label = _resolve_laws(laws, n, d, seq_len)
+        lr, batch_tokens, intervals, label, more = _resolve_laws(laws, n, d, seq_len, width,
+                                                                 law)
+        notes.extend(more)
         schedule_fn = law.schedule
-        notes.append(f"schedule: {law.name!r}'s (a fitted law records no schedule; "
-                     "choose another with source=)")
+        notes.append(f"schedule from the published {law.name} law (a fitted law records no "
+                     "schedule; choose another with source=)")
     if not (math.isfinite(lr) and lr > 0 and math.isfinite(batch_tokens) and batch_tokens > 0
             and batch_tokens / seq_len < 2.0**53):
         raise ValueError(f"n_params, n_tokens: outside the law's numeric range here "
@@ -296,7 +340,8 @@ def recommend(
                         f"{name}_tokens_per_param": d_opt / n_opt})
     notes.append("compute-optimal rows use C = 6*N*D with the given N (Chinchilla counts all "
                  "parameters): " + "; ".join(f.source for f in published.ALLOCATIONS.values()))
-    per_role = _per_role(parametrization, width, lr, wd)
+    transfer = isinstance(laws, FitResult) and laws.kind == "transfer"
+    per_role = _per_role(parametrization, width, lr, wd, width_used=transfer)
     if per_role:
         notes.append("per-role values apply the parametrization's multipliers to the global "
                      "lr/wd; the published laws were fitted on standard-parametrized models")

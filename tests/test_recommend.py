@@ -86,7 +86,7 @@ def test_user_fit_takes_schedule_from_source_and_says_so():
     steplaw, deepseek = recommend(N, D, laws=pair), recommend(N, D, laws=pair, source="deepseek")
     assert steplaw.schedule["name"] != deepseek.schedule["name"] == "multi-step"
     assert deepseek.schedule["peak_lr"] == 1e-3  # the user's LR, DeepSeek's schedule shape
-    assert "'deepseek''s" in " ".join(deepseek.notes)
+    assert "schedule from the published deepseek law" in " ".join(deepseek.notes)
     assert not any("schedule" in n for n in recommend(N, D, source="deepseek").notes)
 
 

@@ -1,4 +1,4 @@
-"""``scalelaw sweep plan | run | status | collect``.
+"""``scalelaw sweep plan | run | status | recommend | collect``.
 
 ``plan``, ``status`` and ``collect`` do not import JAX (``plan`` does once, to measure
 and cache the matmul peak); ``run`` imports the trainer inside the command.
@@ -146,6 +146,42 @@ def status_cmd(
         print_json(data)
     else:
         print_status(data)
+
+
+# --------------------------------------------------------------------------- recommend
+@sweep_app.command("recommend")
+def recommend_cmd(
+    sweep_dir: Annotated[Path, typer.Argument(help="Sweep directory (--out of run).")],
+    width: Annotated[int, typer.Option("--width", help="Target model width.")],
+    tokens: Annotated[float, typer.Option("--tokens", help="Training tokens D of the run.")],
+    params: Annotated[float | None, typer.Option(
+        "--params", help="Parameters N (default: the sweep's model at --width, "
+                         "non-embedding).")] = None,
+    parametrization: Annotated[str | None, typer.Option(
+        "--parametrization", help="Which of the sweep's parametrizations.")] = None,
+    seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")] = 2048,
+    source: Annotated[str, typer.Option(
+        "--source", help="Published law for batch and schedule: steplaw, deepseek, "
+                         "power.")] = "steplaw",
+    save: Annotated[Path | None, typer.Option(
+        "--save", help="Save the LR-transfer fit (JSON).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Fit the best LR per width and its drift; recommend hyperparameters at --width."""
+    from scalelaw._cli._common import check_output_path
+    from scalelaw._cli._sweep_recommend import print_recommendation, sweep_recommendation
+
+    check_output_path(save, "--save")
+    fit, rec, _ = sweep_recommendation(sweep_dir, width=width, tokens=tokens, params=params,
+                                       parametrization=parametrization, seq_len=seq_len,
+                                       source=source)
+    if save is not None:
+        fit.save(save)
+    if json_out:
+        print_json({"transfer": fit.to_dict(), "recommendation": rec.to_dict(),
+                    "saved": str(save) if save else None})
+    else:
+        print_recommendation(fit, rec, width)
 
 
 # ----------------------------------------------------------------------------- collect

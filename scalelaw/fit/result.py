@@ -30,6 +30,7 @@ from scalelaw._io import atomic_write
 
 SCHEMA = "scalelaw.fit"
 SCHEMA_VERSION = 1
+KINDS = ("loss", "hparams", "transfer")
 
 
 @dataclass
@@ -42,8 +43,9 @@ class FitResult:
         Name of the law (a registry name such as ``"chinchilla"`` or a user label).
     params : dict of str to float
         Fitted values in the law's natural units (e.g. ``A``, not ``log A``).
-    kind : {"loss", "hparams"}
-        Whether the law predicts a loss surface or optimal hyperparameters.
+    kind : {"loss", "hparams", "transfer"}
+        Whether the law predicts a loss surface, optimal hyperparameters lr*(N, D) and
+        B*(D), or the optimal LR across width (:mod:`scalelaw.fit.transfer`).
     conventions : dict of str to str
         Units the law expects, e.g. ``{"N": "non-embedding params", "D": "tokens",
         "B": "tokens", "loss": "nats"}``.
@@ -67,8 +69,8 @@ class FitResult:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("loss", "hparams"):
-            raise ValueError(f"kind: must be 'loss' or 'hparams', got {self.kind!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind: must be one of {', '.join(KINDS)}, got {self.kind!r}")
         self.params = {str(k): float(v) for k, v in self.params.items()}
         if self.samples is not None:
             self.samples = {str(k): [math.nan if x is None else float(x) for x in v]

@@ -46,12 +46,15 @@ class MemberResult:
 class FakeTrainer:
     """``train_group`` look-alike: deterministic losses, counts the members it trains.
 
-    ``diverge`` maps an LR to the step at which that member diverges.
+    ``diverge`` maps an LR to the step at which that member diverges; ``loss`` is
+    ``(lr, width, step) -> loss`` (default: falls with steps, faster for larger LRs).
     """
 
-    def __init__(self, diverge: dict[float, int] | None = None) -> None:
+    def __init__(self, diverge: dict[float, int] | None = None, loss: Any = None) -> None:
         self.trained: list[str] = []
         self.diverge = diverge or {}
+        self.loss = loss or (lambda lr, width, step:
+                             5.0 - math.log(step) * lr * 100 / (1 + abs(math.log(lr * width))))
 
     def __call__(self, trials, trial_dirs, *, mode="auto", progress=None) -> list[Any]:  # noqa: ANN001
         out = []
@@ -69,7 +72,7 @@ class FakeTrainer:
         stop = self.diverge.get(lr)
         rows = []
         for step in range(trial.train.log_every, trial.steps + 1, trial.train.log_every):
-            loss = 5.0 - math.log(step) * lr * 100 / (1 + abs(math.log(lr * width)))
+            loss = self.loss(lr, width, step)
             if stop is not None and step >= stop:
                 loss = math.nan
             evaluated = step % trial.train.eval_every == 0 or step == trial.steps

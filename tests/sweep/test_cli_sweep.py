@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -225,3 +227,55 @@ def test_run_refuses_an_untrainable_family_before_writing(tmp_path, capsys):
     code, _, err = run(["sweep", "run", str(mlp), "--out", str(out)], capsys)
     assert code == 2 and err.count("\n") == 1 and "model.family" in err, err
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- recommend
+def bowl(lr: float, width: int, step: int) -> float:
+    """Loss with its optimum at lr = 4e-3 for every width (muP-like transfer)."""
+    return 3.0 - 0.1 * math.log2(width) + 0.05 * math.log2(lr / 4e-3) ** 2 + 1.0 / step
+
+
+@pytest.fixture
+def transfer_sweep(tmp_path, monkeypatch, capsys) -> Path:
+    monkeypatch.setattr("scalelaw.sweep.executors._default_train_fn",
+                        lambda: FakeTrainer(loss=bowl))
+    spec = write_spec(tmp_path / "t.yaml", sweep={
+        "model.width": [32, 64, 128], "optimizer.lr": {"log2_range": [-11, -5], "num": 7}})
+    out = tmp_path / "sweep"
+    code, _, err = run(["sweep", "run", str(spec), "--out", str(out)], capsys)
+    assert code == 0, err
+    return out
+
+
+def test_recommend_from_a_sweep(transfer_sweep, tmp_path, capsys):
+    from scalelaw.fit.result import load_fit
+    from scalelaw.models.config import TransformerConfig, param_count
+
+    save = tmp_path / "transfer.json"
+    argv = ["sweep", "recommend", str(transfer_sweep), "--width", "1024", "--tokens", "1e9"]
+    code, out, err = run([*argv, "--json", "--save", str(save)], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    rec, fit = data["recommendation"], data["transfer"]
+    assert fit["params"]["width_exponent"] == pytest.approx(0.0, abs=1e-9)
+    assert rec["lr"] == pytest.approx(4e-3, rel=1e-9)
+    n = param_count(TransformerConfig(width=1024, depth=1, head_dim=16, context=32))
+    assert rec["n_params"] == n
+    hidden = next(r for r in rec["per_role"] if r["role"].startswith("hidden"))
+    assert hidden["lr"] == pytest.approx(4e-3 * 32 / 1024)  # the sweep's base width is 32
+    assert load_fit(save).kind == "transfer"
+    code, out, err = run(argv, capsys)
+    assert code == 0 and "peak lr" in out
+    assert re.search(r"lr\*\(width\) ~ width\^s with s = [+-]0\.000", out), out
+
+
+@pytest.mark.parametrize(("extra", "needle"), [
+    (["--width", "1000"], "--width: "),
+    (["--width", "1024", "--tokens", "-1"], "--tokens"),
+    (["--width", "1024", "--parametrization", "sp"], "--parametrization: 'sp'"),
+    (["--width", "1024", "--save", "/no/such/dir/t.json"], "--save"),
+])
+def test_recommend_bad_input(transfer_sweep, extra, needle, capsys):
+    argv = ["sweep", "recommend", str(transfer_sweep), "--tokens", "1e9", *extra]
+    code, out, err = run(argv, capsys)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and needle in err, err

@@ -1,0 +1,121 @@
+"""``scalelaw sweep recommend``: from a width x LR sweep to hyperparameters at a target width.
+
+Fits the per-width loss-optimal LR and its drift with width
+(:func:`scalelaw.fit.transfer.fit_lr_transfer`), then asks :func:`scalelaw.recommend` for
+the run at ``--width`` and ``--tokens``: the LR from the sweep (with its prediction
+interval), the batch size and schedule from a published law (``--source``), and, because
+the sweep's parametrization is known, the per-role LRs and weight decays at that width.
+N defaults to the sweep's model at the target width (non-embedding parameters, the Step
+Law convention).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["sweep_recommendation"]
+
+
+def _records(store: Any, parametrization: str | None) -> tuple[list[dict], str]:
+    names = sorted({r["parametrization"] for r in store.records})
+    if parametrization is None:
+        if len(names) > 1:
+            raise ValueError(f"--parametrization: the sweep holds {', '.join(names)}; "
+                             "choose one")
+        parametrization = names[0]
+    elif parametrization not in names:
+        raise ValueError(f"--parametrization: {parametrization!r} is not in the sweep "
+                         f"({', '.join(names)})")
+    return [r for r in store.records if r["parametrization"] == parametrization], parametrization
+
+
+def _target_model(records: list[dict], width: int) -> tuple[Any, Any]:
+    """The sweep's model and parametrization configs, at ``width``."""
+    from scalelaw.models.config import TransformerConfig
+    from scalelaw.mup.rules import Parametrization
+
+    shapes = {tuple(sorted((k, v) for k, v in r["config"]["model"].items() if k != "width"))
+              for r in records}
+    if len(shapes) > 1:
+        raise ValueError("--params: required, the sweep varies the model beyond its width")
+    model = dict(records[0]["config"]["model"])
+    if model.pop("family", "transformer") != "transformer":
+        raise ValueError("--params: required for a sweep of a non-transformer model")
+    try:
+        config = TransformerConfig(**{**model, "width": width})
+    except ValueError as err:
+        raise ValueError(f"--width: {err}") from None
+    return config, Parametrization(**records[0]["config"]["parametrization"])
+
+
+def sweep_recommendation(sweep_dir: Path, *, width: int, tokens: float,
+                         params: float | None = None, parametrization: str | None = None,
+                         seq_len: int = 2048, source: str = "steplaw",
+                         ) -> tuple[Any, Any, float]:
+    """(transfer fit, Recommendation, N) for ``sweep_dir``'s results at ``width``."""
+    from scalelaw.errors import ConfigError
+    from scalelaw.fit.transfer import fit_lr_transfer
+    from scalelaw.models.config import param_count
+    from scalelaw.recommend import recommend
+    from scalelaw.sweep.results import results_table, trial_summary
+    from scalelaw.sweep.store import SweepStore
+
+    if width <= 0:
+        raise ValueError(f"--width: must be a positive integer, got {width}")
+    if not (tokens > 0 and math.isfinite(tokens)):
+        raise ValueError(f"--tokens: must be a positive finite number, got {tokens!r}")
+    store = SweepStore.open(sweep_dir)
+    records, name = _records(store, parametrization)
+    config, param = _target_model(records, width)
+    n = float(params) if params is not None else float(param_count(config))
+    table = results_table(sweep_dir)
+    if table.empty:
+        raise ValueError(f"{sweep_dir}: no logged losses yet (run the sweep first)")
+    try:
+        fit = fit_lr_transfer(trial_summary(table), parametrization=name)
+    except ConfigError as err:
+        raise ValueError(f"{sweep_dir}: {err}") from None
+    fit.metadata.update({"sweep": store.name, "sweep_dir": str(sweep_dir)})
+    try:
+        rec = recommend(n, tokens, laws=fit, width=width, parametrization=param,
+                        seq_len=seq_len, source=source)
+    except ValueError as err:
+        from scalelaw._cli.hparams import _as_flags
+
+        raise ValueError(_as_flags(str(err))) from None
+    return fit, rec, n
+
+
+def _note(optima: dict, i: int) -> str:
+    if not optima["edge"][i]:
+        return ""
+    used = optima.get("used", [True] * len(optima["edge"]))[i]
+    return "best LR on the grid's edge" + ("" if used else "; left out of the fit")
+
+
+def print_recommendation(fit: Any, rec: Any, width: int) -> None:
+    """The per-width optima, the drift, then the recommendation table."""
+    from rich.table import Table
+
+    from scalelaw._cli._common import console as make_console
+    from scalelaw._cli.hparams import _table
+
+    console = make_console()
+    opt = fit.metadata["optima"]
+    name = fit.metadata.get("parametrization") or ""
+    table = Table(title=f"loss-optimal learning rate per width ({name})")
+    for col in ("width", "best grid lr", "lr* (vertex)", "loss at lr*", "note"):
+        table.add_column(col, justify="right" if col != "note" else "left")
+    for i, w in enumerate(opt["width"]):
+        table.add_row(f"{w:g}", f"{opt['lr_grid_best'][i]:.4g}", f"{opt['lr_opt'][i]:.4g}",
+                      f"{opt['loss_opt'][i]:.4f}",
+                      _note(opt, i))
+    console.print(table)
+    s, se = fit.params["width_exponent"], fit.metadata["se"]["width_exponent"]
+    spread = f" +- {se:.3f} (s.e.)" if se is not None and math.isfinite(se) else ""
+    console.print(f"lr*(width) ~ width^s with s = {s:+.3f}{spread}; muP predicts s = 0, "
+                  "standard parametrization with Adam about -1")
+    _table(f"recommendation at width {width} (N = {rec.n_params:.3g}, D = {rec.n_tokens:.3g})",
+           rec.rows())

@@ -1,0 +1,131 @@
+"""LR transfer across width: per-width optima, the drift exponent, intervals, recommend()."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalelaw.errors import ConfigError
+from scalelaw.fit.result import load_fit
+from scalelaw.fit.transfer import fit_lr_transfer, lr_optima, predict_lr
+from scalelaw.recommend import recommend
+
+LRS = 2.0 ** np.arange(-12, -3)
+WIDTHS = (32, 64, 128, 256)
+
+
+def runs(s: float, *, noise: float = 0.0, seed: int = 0, widths=WIDTHS, lrs=LRS,
+         curvature: float = 0.04, name: str = "mup") -> pd.DataFrame:
+    """A bowl in log2 lr per width, optimum 6e-3 * (w/32)^s, loss falling with width."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for w in widths:
+        opt = 6e-3 * (w / 32) ** s
+        for lr in lrs:
+            loss = 3.0 - 0.1 * np.log2(w) + curvature * np.log2(lr / opt) ** 2
+            rows.append((name, w, lr, loss + noise * rng.standard_normal(), "done"))
+    return pd.DataFrame(rows, columns=["parametrization", "width", "lr", "final_eval_loss",
+                                       "status"])
+
+
+@pytest.mark.parametrize("s", [0.0, -0.5, -1.0])
+def test_exact_bowls_give_exact_exponent_and_optima(s):
+    fit = fit_lr_transfer(runs(s))
+    assert fit.kind == "transfer" and fit.params["reference_width"] == 32
+    assert fit.params["width_exponent"] == pytest.approx(s, abs=1e-9)
+    opt = pd.DataFrame(fit.metadata["optima"])
+    np.testing.assert_allclose(opt["lr_opt"], 6e-3 * (opt["width"] / 32) ** s, rtol=1e-9)
+    assert not opt["edge"].any()
+    lr, (lo, hi) = predict_lr(fit, [512.0, 4096.0])
+    np.testing.assert_allclose(lr, 6e-3 * (np.array([512, 4096]) / 32) ** s, rtol=1e-9)
+    np.testing.assert_allclose([lo, hi], [lr, lr], rtol=1e-6)  # no residual, no spread
+
+
+def test_optimum_between_grid_points_beats_the_grid():
+    """The vertex finds an optimum a third of a grid step off, the grid cannot."""
+    data = runs(0.0, lrs=LRS * 2 ** (1 / 3))
+    opt = lr_optima(data)
+    np.testing.assert_allclose(opt["lr_opt"], 6e-3, rtol=1e-9)
+    assert not np.allclose(opt["lr_grid_best"], 6e-3, rtol=0.1)
+
+
+def test_prediction_interval_covers_truth_at_roughly_nominal_rate():
+    hits, trials = 0, 60
+    for seed in range(trials):
+        fit = fit_lr_transfer(runs(-0.5, noise=0.004, seed=seed, widths=(32, 64, 128, 256, 512)))
+        _, (lo, hi) = predict_lr(fit, 2048.0, level=0.9)
+        hits += lo <= 6e-3 * (2048 / 32) ** -0.5 <= hi
+    assert 0.75 <= hits / trials <= 1.0
+
+
+def test_edge_optimum_is_flagged_not_extrapolated():
+    opt = lr_optima(runs(0.0, lrs=LRS[LRS < 3e-3]))  # every LR below the optimum
+    assert opt["edge"].all()
+    np.testing.assert_allclose(opt["lr_opt"], LRS[LRS < 3e-3].max())
+
+
+def test_edge_widths_are_left_out_of_the_drift_fit():
+    data = runs(0.0)
+    wide = data["width"] == 256
+    data = data[~wide | (data["lr"] < 3e-3)]  # the widest width never reaches its optimum
+    fit = fit_lr_transfer(data)
+    opt = pd.DataFrame(fit.metadata["optima"])
+    assert opt["used"].tolist() == [True, True, True, False]
+    assert fit.params["width_exponent"] == pytest.approx(0.0, abs=1e-9)
+    assert fit.metadata["dof"] == 1
+
+
+def test_diverged_runs_and_seeds():
+    data = pd.concat([runs(0.0, seed=0, noise=0.001), runs(0.0, seed=1, noise=0.001)])
+    high = data["lr"] == LRS.max()
+    data.loc[high, "final_eval_loss"] = np.inf
+    data.loc[data["lr"] == LRS[-2], "status"] = "diverged"
+    opt = lr_optima(data)
+    assert (opt["n_points"] == 3).all() and (opt["lr_grid_best"] < LRS[-2]).all()
+
+
+def test_two_widths_have_no_interval_and_save_round_trip(tmp_path):
+    fit = fit_lr_transfer(runs(0.0, widths=(32, 64)))
+    assert fit.metadata["dof"] == 0
+    assert np.isnan(predict_lr(fit, 128.0)[1]).all()
+    fit.save(tmp_path / "t.json")
+    back = load_fit(tmp_path / "t.json")
+    assert back.kind == "transfer" and back.params == fit.params
+    assert float(predict_lr(back, 128.0)[0]) == pytest.approx(6e-3)
+
+
+@pytest.mark.parametrize(
+    ("data", "kwargs", "match"),
+    [
+        (pd.concat([runs(0.0), runs(-1.0, name="sp")]), {}, "parametrization: .*mup, sp"),
+        (runs(0.0), {"parametrization": "completep"}, "parametrization: 'completep'"),
+        (runs(0.0, lrs=LRS[:2]), {}, "width 32: 2 finite learning rates"),
+        (runs(0.0, widths=(64,)), {}, "column 'width': one width"),
+        (runs(0.0).drop(columns="lr"), {}, "column 'lr'"),
+        (runs(0.0).assign(lr=0.0), {}, "column 'lr': learning rates must be > 0"),
+    ],
+)
+def test_bad_tables_name_the_problem(data, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        fit_lr_transfer(data, **kwargs)
+
+
+def test_recommend_with_a_transfer_fit(tmp_path):
+    from scalelaw.mup.rules import Parametrization
+
+    fit = fit_lr_transfer(runs(-0.5, noise=0.003, seed=3))
+    path = tmp_path / "transfer.json"
+    fit.save(path)
+    rec = recommend(3e8, 6e9, laws=path, width=1024)
+    lr, (lo, hi) = predict_lr(fit, 1024.0)
+    assert rec.lr == pytest.approx(float(lr)) and rec.intervals["lr"] == pytest.approx((lo, hi))
+    assert rec.batch_tokens == pytest.approx(0.58 * 6e9**0.571)  # Step Law's B(D)
+    assert "user sweep" in rec.source and any("batch from the published" in n
+                                              for n in rec.notes)
+    with pytest.raises(ValueError, match="width: required with a learning-rate transfer"):
+        recommend(3e8, 6e9, laws=fit)
+    roles = recommend(3e8, 6e9, laws=fit, width=1024,
+                      parametrization=Parametrization("mup", base_width=64)).per_role
+    hidden = next(r for r in roles if r["role"].startswith("hidden"))
+    assert hidden["lr"] == pytest.approx(float(lr) / 16)
