@@ -44,6 +44,8 @@ _EXPORTS: dict[str, str] = {
     "isoflop_fit": "scalelaw.fit.isoflop",
     "prediction_interval": "scalelaw.fit.bootstrap",
     "fit_hparams": "scalelaw.fit.hparams",
+    "fit_lr_transfer": "scalelaw.fit.transfer",
+    "predict_lr": "scalelaw.fit.transfer",
     "predict_hparams": "scalelaw.fit.hparams",
     "fit_bowl": "scalelaw.fit.bowl",
     "leave_one_cell_out": "scalelaw.fit.bowl",
