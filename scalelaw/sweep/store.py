@@ -315,8 +315,8 @@ def _grouped(old: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> list[dic
     for record in [*old, *fresh]:
         groups.setdefault(record["group_id"], []).append(record)
     out = []
+    known = {r["trial_id"] for r in old}
     for members in groups.values():
-        known = {r["trial_id"] for r in old}
         next_member = max((r["member"] for r in members if r["trial_id"] in known), default=-1)
         for record in members:
             if record["trial_id"] not in known:
