@@ -46,9 +46,6 @@ from scalelaw.fit.result import FitResult
 
 __all__ = ["fit_lr_transfer", "lr_optima", "predict_lr"]
 
-_FAILED = ("diverged", "failed")
-
-
 def lr_optima(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
               loss: str = "final_eval_loss", neighbours: int = 1) -> pd.DataFrame:
     """The continuous loss-optimal LR per width, one row per width.
@@ -57,8 +54,8 @@ def lr_optima(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
     ----------
     summary : DataFrame
         One row per run (e.g. :func:`scalelaw.trial_summary`); repeated (width, lr) rows,
-        e.g. seeds, are averaged. Rows with ``status`` diverged/failed or a non-finite loss
-        count as missing.
+        e.g. seeds, are averaged. Rows whose ``status`` is not ``done`` (diverged, failed,
+        or still running: a partial loss) or whose loss is not finite count as missing.
     width, lr, loss : str
         Column names.
     neighbours : int
@@ -77,8 +74,8 @@ def lr_optima(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
                               f"{', '.join(map(str, summary.columns))})")
     data = summary.copy()
     bad = ~np.isfinite(data[loss].to_numpy(float))
-    if "status" in data:
-        bad |= data["status"].isin(_FAILED).to_numpy()
+    if "status" in data:  # unfinished trials' last losses are not comparable either
+        bad |= (data["status"] != "done").to_numpy()
     data.loc[bad, loss] = np.nan
     if (data[lr] <= 0).any():
         raise ConfigError(f"column {lr!r}: learning rates must be > 0")

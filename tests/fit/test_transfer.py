@@ -81,8 +81,10 @@ def test_diverged_runs_and_seeds():
     high = data["lr"] == LRS.max()
     data.loc[high, "final_eval_loss"] = np.inf
     data.loc[data["lr"] == LRS[-2], "status"] = "diverged"
+    data.loc[data["lr"] == LRS[4], ["status", "final_eval_loss"]] = ("running", 0.0)  # partial
     opt = lr_optima(data)
     assert (opt["n_points"] == 3).all() and (opt["lr_grid_best"] < LRS[-2]).all()
+    assert (opt["loss_grid_best"] > 0.5).all() and not np.isin(opt["lr_grid_best"], LRS[4]).any()
 
 
 def test_two_widths_have_no_interval_and_save_round_trip(tmp_path):
