@@ -17,6 +17,27 @@ def bad_input(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def jax_cache(min_compile_secs: float | None = None) -> Path | None:
+    """Turn on JAX's persistent compilation cache; call before JAX is imported.
+
+    The directory is ``$JAX_COMPILATION_CACHE_DIR`` if set, else
+    ``$XDG_CACHE_HOME/scalelaw/jax`` (default ``~/.cache/scalelaw/jax``, the same as
+    ``scalelaw.sweep.plan.cache_dir() / "jax"``, computed here without importing the
+    sweep package). ``min_compile_secs`` lowers JAX's threshold (1 s) for which programs
+    are written, unless ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` is set. Returns the
+    directory, or ``None`` if the user turned the cache off (``JAX_COMPILATION_CACHE_DIR``
+    set to the empty string).
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(base) / "scalelaw" / "jax"))
+    if not os.environ["JAX_COMPILATION_CACHE_DIR"]:
+        return None
+    if min_compile_secs is not None:
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+                              str(min_compile_secs))
+    return Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
+
+
 def check_output_path(path: Path | None, option: str) -> None:
     """Refuse, before any work, an output file whose directory is missing or read-only."""
     if path is None:

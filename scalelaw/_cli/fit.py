@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
             raise ValueError(f"--plot: use a .png, .pdf or .svg file, got {plot.name!r}")
         check_output_path(save, "--save")
         check_output_path(plot, "--plot")
+        folder = _jax_cache_dir()
         if law == "farseer":
             from scalelaw.fit.farseer import fit_farseer
 
@@ -48,10 +49,12 @@ def register(app: typer.Typer) -> None:
                                  "by Farseer's differential fit")
             result = fit_farseer(table, n=n, d=d, loss=loss, holdout_above=holdout_above)
         else:
+            from scalelaw.fit._programs import export_cache
             from scalelaw.fit.robust import fit_law
 
-            result = fit_law(table, law, n=n, d=d, loss=loss, drop_top=drop_top,
-                             bootstrap=bootstrap, seed=seed, holdout_above=holdout_above)
+            with export_cache(None if folder is None else folder / "scalelaw-exported"):
+                result = fit_law(table, law, n=n, d=d, loss=loss, drop_top=drop_top,
+                                 bootstrap=bootstrap, seed=seed, holdout_above=holdout_above)
         if plot is not None:
             from scalelaw.fit.plots import save_fit_figure
 
@@ -64,6 +67,15 @@ def register(app: typer.Typer) -> None:
             print_json(_summary(result))
         else:
             _print_table(result)
+
+
+def _jax_cache_dir() -> Path | None:
+    """JAX's persistent compilation cache for every program (the fit's take 0.5-4 s each
+    to compile); set before JAX is imported. Inside it, the CLI keeps the fit programs
+    exported, so that a later run also skips tracing them (:mod:`scalelaw.fit._programs`)."""
+    from scalelaw._cli._common import jax_cache
+
+    return jax_cache(min_compile_secs=0.0)
 
 
 def _summary(result: Any) -> dict[str, Any]:

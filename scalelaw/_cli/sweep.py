@@ -6,7 +6,6 @@ and cache the matmul peak); ``run`` imports the trainer inside the command.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -127,9 +126,9 @@ def run_cmd(
 
 def _jax_cache() -> None:
     """Use JAX's persistent compilation cache (set before JAX is imported)."""
-    from scalelaw.sweep.plan import cache_dir
+    from scalelaw._cli._common import jax_cache
 
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_dir() / "jax"))
+    jax_cache()
 
 
 # ----------------------------------------------------------------------------- status

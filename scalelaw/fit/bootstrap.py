@@ -88,7 +88,8 @@ class Refits(NamedTuple):
 
 def refit_weighted(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, theta0: np.ndarray,
                    weights: np.ndarray, *, delta: float | None, tol: float = 1e-12,
-                   max_steps: int = 20, straggler_steps: int = 1000) -> Refits:
+                   max_steps: int = 20, straggler_steps: int = 1000,
+                   chunk: int = 128) -> Refits:
     """Refit once per row of ``weights`` from ``theta0`` (the full-data optimum).
 
     Every refit minimises the weighted objective in coordinates whitened at ``theta0``
@@ -100,33 +101,35 @@ def refit_weighted(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, theta0:
     that have not converged by then (stragglers, which would otherwise hold the whole
     vectorised batch) continue from where they stopped in a second, small batch of up to
     ``straggler_steps`` steps. Refits still unconverged are flagged in ``converged``.
+    ``chunk`` resamples share one solver loop: each loop runs until its slowest refit is
+    done, so smaller chunks waste fewer steps (128 was about 10% faster than 500 for
+    Epoch's 4,000 resamples on one core); the results do not depend on it.
     """
     import jax
     import jax.numpy as jnp
 
-    from scalelaw.fit.robust import compiled
+    from scalelaw.fit._programs import compiled
 
     weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    xs = {k: np.asarray(v, np.float64) for k, v in x.items()}
+    log_y = np.log(np.asarray(y, np.float64))
+    idx, w = compact_resamples(weights)  # gathered on the host: no eager device ops
+    xr, yr = {k: v[idx] for k, v in xs.items()}, log_y[idx]
     with jax.enable_x64(True):
-        xj = {k: jnp.asarray(v, jnp.float64) for k, v in x.items()}
-        log_y = jnp.log(jnp.asarray(y, jnp.float64))
         t0 = jnp.asarray(theta0, jnp.float64)
-        precond, scale = compiled("whitening", law, delta=delta)(t0, xj, log_y)
-        idx, w = compact_resamples(weights)  # gathered on the host (cheaper than eagerly)
-        xr = {k: jnp.asarray(np.asarray(v)[idx]) for k, v in xj.items()}
-        yr, w = jnp.asarray(np.asarray(log_y)[idx]), jnp.asarray(w)
-        fn = compiled("refits", law, delta=delta, max_steps=max_steps, tol=tol)
-        z, theta, value, steps, ok = map(np.asarray, fn(
-            t0, precond, scale, jnp.zeros((len(weights), t0.size)), xr, yr, w))
-        z, theta, value, steps, ok = (np.array(a) for a in (z, theta, value, steps, ok))
+        precond, scale = compiled("whitening", law, delta=delta)(t0, xs, log_y)
+        fn = compiled("refits", law, delta=delta, max_steps=max_steps, tol=tol, chunk=chunk)
+        z, theta, value, steps, ok = (np.array(a) for a in fn(
+            t0, precond, scale, np.zeros((len(weights), t0.size)), xr, yr, w))
         todo = np.flatnonzero(~ok)
         if todo.size and straggler_steps > 0:
             bucket = min(len(weights), max(16, 1 << int(np.ceil(np.log2(todo.size)))))
             pick = np.resize(todo, bucket)  # pad by repeating to a power-of-two batch
-            fn2 = compiled("refits", law, delta=delta, max_steps=straggler_steps, tol=tol)
-            out = map(np.asarray, fn2(t0, precond, scale, jnp.asarray(z[pick]),
-                                      {k: v[pick] for k, v in xr.items()}, yr[pick], w[pick]))
-            _, th2, v2, s2, ok2 = (a[:todo.size] for a in out)
+            fn2 = compiled("refits", law, delta=delta, max_steps=straggler_steps, tol=tol,
+                           chunk=min(chunk, bucket))
+            out = fn2(t0, precond, scale, z[pick], {k: v[pick] for k, v in xr.items()},
+                      yr[pick], w[pick])
+            _, th2, v2, s2, ok2 = (np.asarray(a)[:todo.size] for a in out)
             theta[todo], value[todo], ok[todo] = th2, v2, ok2
             steps[todo] += s2
     return Refits(theta, value, steps, ok.astype(bool))

@@ -34,11 +34,10 @@ from typing import Any
 import numpy as np
 
 from scalelaw.errors import ConfigError
+from scalelaw.fit._programs import compiled
 from scalelaw.fit.laws import Law, get_law
 from scalelaw.fit.result import FitResult
 from scalelaw.fit.table import TableLike, read_table, validated_columns
-
-_COMPILED: dict[tuple[Any, ...], Any] = {}
 
 
 def huber(r: Any, delta: float | None) -> Any:
@@ -165,7 +164,7 @@ def _multistart(starts: Any, args: Any, *, law: Law, delta: float | None, screen
 
 def _refits(theta0: Any, precond: Any, scale: Any, z0: Any, x: Any, log_y: Any, weights: Any, *,
             law: Law, delta: float | None, max_steps: int, tol: float,
-            chunk: int = 500) -> tuple[Any, ...]:
+            chunk: int = 128) -> tuple[Any, ...]:
     """One whitened BFGS refit per resample (bootstrap), from ``z0``, vectorised.
 
     ``x`` (each input), ``log_y`` and ``weights`` have one row per resample: that
@@ -184,22 +183,10 @@ def _refits(theta0: Any, precond: Any, scale: Any, z0: Any, x: Any, log_y: Any, 
 
 
 def _whitening(theta: Any, x: Any, log_y: Any, *, law: Law, delta: float | None) -> tuple:
-    """:func:`whitening` on unit weights (the full-data fit), for :func:`compiled`."""
+    """:func:`whitening` on unit weights (the full-data fit), a compiled program."""
     import jax.numpy as jnp
 
     return whitening(law, delta, theta, (x, log_y, jnp.ones_like(log_y)))
-
-
-def compiled(kind: str, law: Law, **static: Any) -> Any:
-    """A cached ``jax.jit`` of :func:`_multistart` (``"multistart"``), :func:`_refits`
-    (``"refits"``) or the full-data :func:`whitening` (``"whitening"``)."""
-    import jax
-
-    key = (kind, id(law), law.name, tuple(sorted(static.items())))
-    if key not in _COMPILED:
-        fn = {"multistart": _multistart, "refits": _refits, "whitening": _whitening}[kind]
-        _COMPILED[key] = (law, jax.jit(partial(fn, law=law, **static)))
-    return _COMPILED[key][1]
 
 
 def solve(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, *,
@@ -238,9 +225,9 @@ def solve(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, *,
     w = np.ones_like(y) if weights is None else np.asarray(weights, float)
     fn = compiled("multistart", law, delta=delta, screen_steps=screen_steps, keep=keep,
                   max_steps=max_steps, tol=tol)
-    with jax.enable_x64(True):
-        args = ({k: jnp.asarray(v, jnp.float64) for k, v in x.items()},
-                jnp.log(jnp.asarray(y, jnp.float64)), jnp.asarray(w, jnp.float64))
+    with jax.enable_x64(True):  # inputs prepared in numpy: no eager ops to compile
+        args = ({k: jnp.asarray(np.asarray(v, np.float64)) for k, v in x.items()},
+                jnp.asarray(np.log(np.asarray(y, np.float64))), jnp.asarray(w, jnp.float64))
         out = fn(jnp.asarray(starts, jnp.float64), args)
         theta, value, steps, ok = map(np.asarray, out)
     if not np.isfinite(value).any():

@@ -168,3 +168,14 @@ def test_bootstrap_metadata_reports_convergence():
     assert meta["resamples"] == 100 and meta["converged"] == 100
     assert meta["not_converged"] == 0 and meta["not_converged_index"] == []
     assert np.isfinite(res.samples["alpha"]).all()
+
+
+def test_refits_do_not_depend_on_the_chunk_size():
+    from scalelaw.fit.bootstrap import refit_weighted
+
+    law, x, y, theta, counts = _refit_inputs(40)
+    a = refit_weighted(law, x, y, theta, counts, delta=1e-3)
+    b = refit_weighted(law, x, y, theta, counts, delta=1e-3, chunk=7)  # 5 chunks + a rest
+    assert a.converged.all() and b.converged.all()
+    np.testing.assert_allclose(b.objective, a.objective, rtol=1e-12)
+    np.testing.assert_allclose(b.theta, a.theta, rtol=1e-6)  # flat optimum: theta to ~1e-8

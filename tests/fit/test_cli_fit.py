@@ -1,6 +1,7 @@
 """Tests for ``scalelaw fit``: output formats, saved files, and one-line errors (exit 2)."""
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -114,3 +115,39 @@ def test_holdout_needs_an_n_input(tmp_path, capsys):
     code, _, err = run(["fit", str(path), "--law", "lr_c", "--loss", "lr", "--holdout-above",
                         "1e8"], capsys)
     assert code == 2 and err.startswith("error: holdout_above: law 'lr_c' has no N"), err
+
+
+def test_fit_keeps_exported_programs_in_the_jax_cache(table, tmp_path, monkeypatch, capsys):
+    from scalelaw.fit import _programs
+    from scalelaw.fit.laws import get_law
+
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "jax"))
+    monkeypatch.delenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", raising=False)
+    monkeypatch.setattr(_programs, "_COMPILED", {})
+    argv = ["fit", str(table), "--n", "params", "--d", "tokens", "--json"]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    written = list((tmp_path / "jax" / "scalelaw-exported").glob("multistart-*.jaxexport"))
+    assert len(written) == _programs._exportable(get_law("chinchilla"))  # needs flatbuffers
+    assert _programs.export_cache_dir() is None  # scoped to the command
+    # the cache turned off (empty JAX_COMPILATION_CACHE_DIR): nothing written, same fit
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "")
+    monkeypatch.setattr(_programs, "_COMPILED", {})
+    code, out2, err = run(argv, capsys)
+    assert code == 0, err
+    assert json.loads(out2)["objective"] == pytest.approx(json.loads(out)["objective"], rel=1e-12)
+    assert list((tmp_path / "jax" / "scalelaw-exported").iterdir()) == written
+
+
+def test_jax_cache_default_is_the_sweep_cache(tmp_path, monkeypatch):
+    from scalelaw._cli._common import jax_cache
+    from scalelaw.sweep.plan import cache_dir
+
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.delenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert jax_cache(min_compile_secs=0.0) == cache_dir() / "jax" == tmp_path / "scalelaw" / "jax"
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "scalelaw" / "jax")
+    assert os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0.0"
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "")
+    assert jax_cache() is None

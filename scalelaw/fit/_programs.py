@@ -1,0 +1,160 @@
+"""The fit's compiled programs, and an optional on-disk cache of them as exported StableHLO.
+
+:func:`compiled` returns the ``jax.jit`` of one of :mod:`scalelaw.fit.robust`'s solver
+programs (multi-start fit, bootstrap refits, full-data whitening), cached per process.
+
+A cold ``scalelaw fit`` spends most of its time before the first iteration: importing
+optimistix, *tracing* the vmapped solvers (about 1 s), lowering them (0.4 s) and XLA
+compilation (3-4 s). JAX's persistent compilation cache removes only the last, since its
+key is computed from the lowered program. Within :func:`export_cache` (the CLI uses
+it) a program of a built-in law is also written once as a serialised
+:mod:`jax.export` artifact, keyed by the program, its static settings, argument shapes and
+dtypes, the backend, the versions of JAX and the solver libraries and a hash of the fit's
+own source; a later process deserialises it (milliseconds) instead of importing
+optimistix and tracing, and its compilation then hits JAX's persistent cache.
+User-defined laws (whose formula may change between runs without the key noticing) are
+never exported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from scalelaw.fit.laws import Law
+
+_COMPILED: dict[tuple[Any, ...], Any] = {}
+_EXPORT_DIR: Path | None = None
+_SOURCES = ("_programs.py", "robust.py", "laws.py")
+_LIBRARIES = ("jax", "jaxlib", "optimistix", "equinox", "lineax")
+
+
+@contextlib.contextmanager
+def export_cache(path: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Within the block, keep exported fit programs in ``path`` (``None``: no disk cache).
+
+    >>> with export_cache(None):
+    ...     export_cache_dir() is None
+    True
+    """
+    global _EXPORT_DIR
+    before, _EXPORT_DIR = _EXPORT_DIR, None if path is None else Path(path)
+    try:
+        yield
+    finally:
+        _EXPORT_DIR = before
+
+
+def export_cache_dir() -> Path | None:
+    """The directory of exported programs, or ``None`` when the disk cache is off."""
+    return _EXPORT_DIR
+
+
+def _program(kind: str) -> Any:
+    from scalelaw.fit import robust
+
+    return {"multistart": robust._multistart, "refits": robust._refits,
+            "whitening": robust._whitening}[kind]
+
+
+def compiled(kind: str, law: Law, **static: Any) -> Any:
+    """A cached ``jax.jit`` of :func:`~scalelaw.fit.robust._multistart` (``"multistart"``),
+    :func:`~scalelaw.fit.robust._refits` (``"refits"``) or the full-data whitening
+    (``"whitening"``), with ``law`` and ``static`` bound; through the export cache when
+    it is on and ``law`` is built in (see the module docstring)."""
+    key = (kind, id(law), law.name, tuple(sorted(static.items())), _EXPORT_DIR)
+    if key not in _COMPILED:
+        if _EXPORT_DIR is not None and _exportable(law):
+            fn: Any = _ExportedProgram(kind, law, static, _EXPORT_DIR)
+        else:
+            import jax
+
+            fn = jax.jit(functools.partial(_program(kind), law=law, **static))
+        _COMPILED[key] = (law, fn)  # holding law keeps id(law) from being reused
+    return _COMPILED[key][1]
+
+
+def _exportable(law: Law) -> bool:
+    """Built-in formulas only (their code is covered by the source hash of the key), and
+    only where JAX can serialise (it needs the ``flatbuffers`` package)."""
+    from importlib.util import find_spec
+
+    builtin = getattr(law.formula, "__module__", "") == "scalelaw.fit.laws"
+    return builtin and find_spec("flatbuffers") is not None
+
+
+@functools.lru_cache(maxsize=1)
+def _fingerprint() -> str:
+    """Versions of the libraries in a program and a hash of the fit's own source."""
+    from importlib import metadata
+
+    h = hashlib.sha256()
+    for name in _LIBRARIES:
+        try:
+            h.update(f"{name}={metadata.version(name)};".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{name}=?;".encode())
+    here = Path(__file__).resolve().parent
+    for name in _SOURCES:
+        h.update((here / name).read_bytes())
+    return h.hexdigest()
+
+
+class _ExportedProgram:
+    """One fit program, specialised per argument signature and kept on disk."""
+
+    def __init__(self, kind: str, law: Law, static: dict[str, Any], folder: Path) -> None:
+        self.kind, self.law, self.static, self.folder = kind, law, static, folder
+        self.calls: dict[str, Any] = {}
+
+    def _key(self, args: tuple[Any, ...]) -> str:
+        import jax
+        import numpy as np
+
+        leaves, tree = jax.tree.flatten(args)
+        sig = [(np.shape(a), str(getattr(a, "dtype", type(a).__name__))) for a in leaves]
+        law = self.law
+        parts = (self.kind, law.name, law.params, law.inputs, sorted(law.bounds.items()),
+                 law.formula.__qualname__, sorted(self.static.items()), str(tree), sig,
+                 jax.default_backend(), bool(jax.config.jax_enable_x64), _fingerprint())
+        return hashlib.sha256(repr(parts).encode()).hexdigest()[:40]
+
+    def __call__(self, *args: Any) -> Any:
+        key = self._key(args)
+        if key not in self.calls:
+            self.calls[key] = self._load_or_export(key, args)
+        return self.calls[key](*args)
+
+    def _load_or_export(self, key: str, args: tuple[Any, ...]) -> Any:
+        import jax
+        from jax import export
+
+        path = self.folder / f"{self.kind}-{key}.jaxexport"
+        exp = None
+        if path.is_file():
+            try:
+                exp = export.deserialize(bytearray(path.read_bytes()))
+            except Exception:  # a truncated or foreign file: export afresh
+                exp = None
+        if exp is None:
+            fn = jax.jit(functools.partial(_program(self.kind), law=self.law, **self.static))
+            exp = export.export(fn)(*args)
+            _write_atomic(path, exp.serialize())
+        return jax.jit(exp.call)
+
+
+def _write_atomic(path: Path, data: bytes | bytearray) -> None:
+    """Write ``data`` to ``path`` via a temporary file, so readers never see half a file;
+    an unwritable cache is skipped silently (it is only a cache)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(bytes(data))
+        os.replace(tmp, path)
+    except OSError:
+        pass
