@@ -182,22 +182,28 @@ def _from_transfer(fit: FitResult, width: Any, batch_law: published.PublishedLaw
     lr_arr, (lo_arr, hi_arr) = predict_lr(fit, target)
     lr, lo, hi = float(lr_arr), float(lo_arr), float(hi_arr)
     intervals = {"lr": (lo, hi)} if math.isfinite(lo) else {}
-    s, se = fit.params["width_exponent"], fit.metadata.get("se", {}).get("width_exponent")
+    fitted = fit.metadata.get("fitted", {})
+    s_fit, se = fitted.get("width_exponent", math.nan), fitted.get("se")
+    se_text = f" +- {se:.3f}" if se is not None and math.isfinite(se) else ""
     optima = fit.metadata.get("optima", {})
     widths = [w for w, u in zip(optima.get("width", []),
                                 optima.get("used", [True] * len(optima.get("width", []))),
                                 strict=True) if u]
-    label = (f"user sweep: lr*(width) = {math.exp(fit.params['log_lr_ref']):.4g} x "
-             f"(width/{fit.params['reference_width']:g})^{s:.3f}"
-             + (f" (s.e. {se:.3f})" if se is not None and math.isfinite(se) else "")
-             + f", fitted on widths {', '.join(f'{w:g}' for w in widths)}"
+    c = math.exp(fit.params["log_lr_ref"])
+    if fit.metadata.get("drift") == "none":
+        model = (f"lr* = {c:.4g} at every width (muP transfer: no drift; fitted exponent "
+                 f"{s_fit:+.3f}{se_text})")
+    else:
+        model = (f"lr*(width) = {c:.4g} x (width/{fit.params['reference_width']:g})^"
+                 f"{fit.params['width_exponent']:.3f}{se_text}")
+    label = (f"user sweep: {model}, from widths {', '.join(f'{w:g}' for w in widths)}"
              + (f" ({fit.metadata['parametrization']})" if fit.metadata.get("parametrization")
                 else ""))
     notes = [f"batch from the published {batch_law.name} law (a width x LR sweep has no "
              "batch axis; choose another with source=)"]
     if widths and target > 4 * max(widths):
-        notes.append(f"lr extrapolated from width {max(widths):g} to {target:g}: muP predicts "
-                     "no drift; check the fitted exponent and its interval")
+        notes.append(f"lr carried from widths <= {max(widths):g} to {target:g}: check the "
+                     "fitted exponent (muP: 0) and the interval")
     return lr, batch_law.predict(n, d, seq_len)[1], intervals, label, notes
 
 

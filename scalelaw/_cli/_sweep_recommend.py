@@ -52,7 +52,7 @@ def _target_model(records: list[dict], width: int) -> tuple[Any, Any]:
 
 def sweep_recommendation(sweep_dir: Path, *, width: int, tokens: float,
                          params: float | None = None, parametrization: str | None = None,
-                         seq_len: int = 2048, source: str = "steplaw",
+                         seq_len: int = 2048, source: str = "steplaw", drift: str = "auto",
                          ) -> tuple[Any, Any, float]:
     """(transfer fit, Recommendation, N) for ``sweep_dir``'s results at ``width``."""
     from scalelaw.errors import ConfigError
@@ -62,6 +62,8 @@ def sweep_recommendation(sweep_dir: Path, *, width: int, tokens: float,
     from scalelaw.sweep.results import results_table, trial_summary
     from scalelaw.sweep.store import SweepStore
 
+    if drift not in ("auto", "fit", "none"):
+        raise ValueError(f"--drift: must be auto, fit or none, got {drift!r}")
     if width <= 0:
         raise ValueError(f"--width: must be a positive integer, got {width}")
     if not (tokens > 0 and math.isfinite(tokens)):
@@ -74,7 +76,7 @@ def sweep_recommendation(sweep_dir: Path, *, width: int, tokens: float,
     if table.empty:
         raise ValueError(f"{sweep_dir}: no logged losses yet (run the sweep first)")
     try:
-        fit = fit_lr_transfer(trial_summary(table), parametrization=name)
+        fit = fit_lr_transfer(trial_summary(table), parametrization=name, drift=drift)
     except ConfigError as err:
         raise ValueError(f"{sweep_dir}: {err}") from None
     fit.metadata.update({"sweep": store.name, "sweep_dir": str(sweep_dir)})
@@ -113,9 +115,15 @@ def print_recommendation(fit: Any, rec: Any, width: int) -> None:
                       f"{opt['loss_opt'][i]:.4f}",
                       _note(opt, i))
     console.print(table)
-    s, se = fit.params["width_exponent"], fit.metadata["se"]["width_exponent"]
+    fitted = fit.metadata["fitted"]
+    s, se = fitted["width_exponent"], fitted["se"]
     spread = f" +- {se:.3f} (s.e.)" if se is not None and math.isfinite(se) else ""
-    console.print(f"lr*(width) ~ width^s with s = {s:+.3f}{spread}; muP predicts s = 0, "
-                  "standard parametrization with Adam about -1")
+    console.print(f"fitted drift lr*(width) ~ width^s: s = {s:+.3f}{spread} (muP predicts 0, "
+                  "standard parametrization with Adam about -1)")
+    if fit.metadata["drift"] == "none":
+        console.print(f"prediction: no drift (the {name} default), lr* = geometric mean of "
+                      f"the optima = {math.exp(fit.params['log_lr_ref']):.4g}")
+    else:
+        console.print("prediction: the fitted drift, extrapolated")
     _table(f"recommendation at width {width} (N = {rec.n_params:.3g}, D = {rec.n_tokens:.3g})",
            rec.rows())

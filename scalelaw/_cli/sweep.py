@@ -162,6 +162,8 @@ def recommend_cmd(
     source: Annotated[str, typer.Option(
         "--source", help="Published law for batch and schedule: steplaw, deepseek, "
                          "power.")] = "steplaw",
+    drift: Annotated[str, typer.Option(
+        "--drift", help="auto (none for muP/CompleteP, else fit), fit or none.")] = "auto",
     save: Annotated[Path | None, typer.Option(
         "--save", help="Save the LR-transfer fit (JSON).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -173,7 +175,7 @@ def recommend_cmd(
     check_output_path(save, "--save")
     fit, rec, _ = sweep_recommendation(sweep_dir, width=width, tokens=tokens, params=params,
                                        parametrization=parametrization, seq_len=seq_len,
-                                       source=source)
+                                       source=source, drift=drift)
     if save is not None:
         fit.save(save)
     if json_out:

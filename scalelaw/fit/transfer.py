@@ -12,7 +12,11 @@ least-squares parabola). A continuous estimate, as Step Law's bowls and Chinchil
 Approach 2 are, not limited to grid points. A best point
 on the edge of the LR grid is reported as such (``edge``) and not extrapolated. Then
 log lr* = log c + s·log(w / w_ref) is fitted by ordinary least squares, with Student-t
-standard errors and prediction intervals (n − 2 degrees of freedom; none with 2 widths).
+standard errors. For prediction at a new width, muP and CompleteP sweeps by default use
+the transfer the parametrization is built for (s = 0, c the geometric mean of the optima;
+the fitted s is reported as the check), since a drift fitted to a few noisy optima
+extrapolates poorly; other sweeps use the fitted line. Both give Student-t prediction
+intervals.
 
 This module reads tables only (no JAX, no model code).
 
@@ -100,9 +104,37 @@ def lr_optima(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
     return pd.DataFrame(rows)
 
 
+def _ols(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """OLS of y on x: intercept, slope, their standard errors, residual s.d., dof."""
+    slope, intercept = np.polyfit(x, y, 1)
+    dof = len(x) - 2
+    resid = y - (intercept + slope * x)
+    sd = float(np.sqrt(resid @ resid / dof)) if dof > 0 else math.nan
+    sxx = float(((x - x.mean()) ** 2).sum())
+    return {"intercept": float(intercept), "slope": float(slope), "dof": dof, "sd": sd,
+            "sxx": sxx, "rss": float(resid @ resid), "se_slope": sd / math.sqrt(sxx),
+            "se_intercept": sd * math.sqrt(1 / len(x) + x.mean() ** 2 / sxx)}
+
+
+def _select(summary: pd.DataFrame, parametrization: str | None,
+            ) -> tuple[pd.DataFrame, str | None]:
+    if "parametrization" not in summary:
+        return summary, parametrization
+    names = sorted(summary["parametrization"].dropna().unique())
+    if parametrization is None and len(names) > 1:
+        raise ConfigError(f"parametrization: the table holds {', '.join(names)}; choose one")
+    if parametrization is None:
+        return summary, names[0] if names else None
+    if parametrization not in names:
+        raise ConfigError(f"parametrization: {parametrization!r} not in the table "
+                          f"({', '.join(names)})")
+    return summary[summary["parametrization"] == parametrization], parametrization
+
+
 def fit_lr_transfer(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
                     loss: str = "final_eval_loss", reference_width: float | None = None,
-                    parametrization: str | None = None, neighbours: int = 1) -> FitResult:
+                    parametrization: str | None = None, drift: str = "auto",
+                    neighbours: int = 1) -> FitResult:
     """Fit lr*(w) = c·(w / w_ref)^s to the per-width optima of a width x LR sweep.
 
     Parameters
@@ -116,6 +148,12 @@ def fit_lr_transfer(summary: pd.DataFrame, *, width: str = "width", lr: str = "l
         w_ref (default: the smallest width); ``c`` is the optimum there.
     parametrization : str, optional
         Keep only rows of this ``parametrization`` (required when the table has several).
+    drift : {"auto", "fit", "none"}
+        How lr* is predicted at other widths. ``"fit"``: the OLS line in log width
+        (prediction interval with n − 2 degrees of freedom). ``"none"``: no drift, the
+        transfer muP is built for (s = 0; c = geometric mean of the optima, prediction
+        interval t(n − 1)·sd·√(1 + 1/n)); the fitted s is still reported as a check.
+        ``"auto"``: ``"none"`` for muP and CompleteP sweeps, ``"fit"`` otherwise.
     neighbours : int
         See :func:`lr_optima`.
 
@@ -123,23 +161,16 @@ def fit_lr_transfer(summary: pd.DataFrame, *, width: str = "width", lr: str = "l
     -------
     FitResult
         ``kind="transfer"``, ``law="lr_transfer"``, params ``log_lr_ref``,
-        ``width_exponent`` (s) and ``reference_width``; metadata: the per-width optima
-        (``used``: False for an optimum on the grid's edge, left out of the fit while two
-        other widths remain), standard errors, residual s.d., degrees of freedom and the
-        parametrization.
+        ``width_exponent`` (the s used for prediction) and ``reference_width``; metadata:
+        the per-width optima (``used``: False for an optimum on the grid's edge, left out
+        while two other widths remain), ``drift``, the fitted exponent and standard
+        errors (``fitted``), residual s.d. and degrees of freedom of the prediction model.
     """
-    data = summary
-    if "parametrization" in summary:
-        names = sorted(summary["parametrization"].dropna().unique())
-        if parametrization is None and len(names) > 1:
-            raise ConfigError(f"parametrization: the table holds {', '.join(names)}; "
-                              "choose one")
-        if parametrization is not None:
-            if parametrization not in names:
-                raise ConfigError(f"parametrization: {parametrization!r} not in the table "
-                                  f"({', '.join(names)})")
-            data = summary[summary["parametrization"] == parametrization]
-        parametrization = parametrization or (names[0] if names else None)
+    if drift not in ("auto", "fit", "none"):
+        raise ConfigError(f"drift: must be 'auto', 'fit' or 'none', got {drift!r}")
+    data, parametrization = _select(summary, parametrization)
+    if drift == "auto":
+        drift = "none" if parametrization in ("mup", "completep") else "fit"
     optima = lr_optima(data, width=width, lr=lr, loss=loss, neighbours=neighbours)
     if len(optima) < 2:
         raise ConfigError(f"column {width!r}: one width; at least 2 are needed to fit a drift")
@@ -150,25 +181,33 @@ def fit_lr_transfer(summary: pd.DataFrame, *, width: str = "width", lr: str = "l
     w_ref = float(reference_width or optima["width"].min())
     x = np.log(optima["width"].to_numpy(float)[used] / w_ref)
     y = np.log(optima["lr_opt"].to_numpy(float)[used])
-    slope, intercept = np.polyfit(x, y, 1)
-    dof = len(x) - 2
-    resid = y - (intercept + slope * x)
-    sd = float(np.sqrt(resid @ resid / dof)) if dof > 0 else math.nan
-    sxx = float(((x - x.mean()) ** 2).sum())
-    se_slope = sd / math.sqrt(sxx)
-    se_icpt = sd * math.sqrt(1 / len(x) + x.mean() ** 2 / sxx)
+    ols = _ols(x, y)
+    if drift == "fit":
+        model = {"log_lr_ref": ols["intercept"], "width_exponent": ols["slope"],
+                 "dof": ols["dof"], "residual_sd": ols["sd"], "x_mean": float(x.mean()),
+                 "sxx": ols["sxx"], "rss": ols["rss"]}
+    else:
+        dof = len(y) - 1
+        sd = float(np.std(y, ddof=1))
+        model = {"log_lr_ref": float(y.mean()), "width_exponent": 0.0, "dof": dof,
+                 "residual_sd": sd, "x_mean": float(x.mean()), "sxx": None,
+                 "rss": float(((y - y.mean()) ** 2).sum())}
     return FitResult(
         law="lr_transfer", kind="transfer",
-        params={"log_lr_ref": float(intercept), "width_exponent": float(slope),
-                "reference_width": w_ref},
+        params={"log_lr_ref": model["log_lr_ref"],
+                "width_exponent": model["width_exponent"], "reference_width": w_ref},
         conventions={"lr": "peak (global) learning rate", "width": "model width"},
-        objective=float(resid @ resid), n_points=int(len(data)),
-        metadata={"optima": optima.to_dict(orient="list"), "dof": dof, "residual_sd": sd,
-                  "se": {"log_lr_ref": se_icpt, "width_exponent": se_slope},
-                  "x_mean": float(x.mean()), "sxx": sxx, "loss": loss,
+        objective=model["rss"], n_points=int(len(data)),
+        metadata={"optima": optima.to_dict(orient="list"), "drift": drift,
+                  "dof": model["dof"], "residual_sd": model["residual_sd"],
+                  "x_mean": model["x_mean"], "sxx": model["sxx"], "loss": loss,
+                  "fitted": {"width_exponent": ols["slope"], "se": ols["se_slope"],
+                             "log_lr_ref": ols["intercept"], "dof": ols["dof"]},
                   "parametrization": parametrization,
-                  "source": "per-width parabola vertices in log2 lr, OLS of log lr* on "
-                            "log width (muP transfer check, Tensor Programs V Fig. 1)"},
+                  "source": "per-width parabola vertices in log2 lr; "
+                            + ("OLS of log lr* on log width" if drift == "fit" else
+                               "no drift (muP transfer), geometric mean of the optima")
+                            + " (Tensor Programs V, Fig. 1)"},
     )
 
 
@@ -176,8 +215,9 @@ def predict_lr(fit: FitResult, widths: float | Sequence[float], level: float = 0
                ) -> tuple[np.ndarray, np.ndarray]:
     """lr*(w) and its ``level`` prediction interval (lo, hi) at ``widths``.
 
-    The interval is the OLS prediction interval of a new width's log optimum (Student t
-    with the fit's degrees of freedom); NaN when the fit had only two widths.
+    Student-t prediction interval of a new width's log optimum under the fit's model
+    (``drift`` "fit": the OLS line; "none": a constant); NaN without residual degrees
+    of freedom (two widths with a fitted drift).
     """
     if fit.kind != "transfer":
         raise ValueError(f"fit: expected kind 'transfer', got {fit.kind!r}")
@@ -187,10 +227,11 @@ def predict_lr(fit: FitResult, widths: float | Sequence[float], level: float = 0
     p, m = fit.params, fit.metadata
     x = np.log(w / p["reference_width"])
     log_lr = p["log_lr_ref"] + p["width_exponent"] * x
-    n = m["dof"] + 2  # widths in the fit
+    n = m["dof"] + (2 if m["drift"] == "fit" else 1)  # widths in the fit
     if m["dof"] > 0:
         t = stats.t.ppf(0.5 + level / 2, m["dof"])
-        half = t * m["residual_sd"] * np.sqrt(1 + 1 / n + (x - m["x_mean"]) ** 2 / m["sxx"])
+        lever = (x - m["x_mean"]) ** 2 / m["sxx"] if m["drift"] == "fit" else 0.0 * x
+        half = t * m["residual_sd"] * np.sqrt(1 + 1 / n + lever)
     else:
         half = np.full_like(x, np.nan)
     return np.exp(log_lr), np.stack([np.exp(log_lr - half), np.exp(log_lr + half)])

@@ -31,7 +31,7 @@ def runs(s: float, *, noise: float = 0.0, seed: int = 0, widths=WIDTHS, lrs=LRS,
 
 @pytest.mark.parametrize("s", [0.0, -0.5, -1.0])
 def test_exact_bowls_give_exact_exponent_and_optima(s):
-    fit = fit_lr_transfer(runs(s))
+    fit = fit_lr_transfer(runs(s), drift="fit")
     assert fit.kind == "transfer" and fit.params["reference_width"] == 32
     assert fit.params["width_exponent"] == pytest.approx(s, abs=1e-9)
     opt = pd.DataFrame(fit.metadata["optima"])
@@ -40,6 +40,25 @@ def test_exact_bowls_give_exact_exponent_and_optima(s):
     lr, (lo, hi) = predict_lr(fit, [512.0, 4096.0])
     np.testing.assert_allclose(lr, 6e-3 * (np.array([512, 4096]) / 32) ** s, rtol=1e-9)
     np.testing.assert_allclose([lo, hi], [lr, lr], rtol=1e-6)  # no residual, no spread
+
+
+def test_no_drift_model_for_mup_by_default():
+    """muP/CompleteP: predict the geometric mean of the optima (s = 0); report the fit."""
+    data = runs(-0.2, noise=0.003, seed=7)
+    auto, none, fitted = (fit_lr_transfer(data, drift=d) for d in ("auto", "none", "fit"))
+    assert auto.params == none.params and auto.metadata["drift"] == "none"
+    opt = np.log(pd.DataFrame(none.metadata["optima"])["lr_opt"])
+    assert none.params["width_exponent"] == 0.0
+    assert none.params["log_lr_ref"] == pytest.approx(opt.mean())
+    assert none.metadata["fitted"]["width_exponent"] == pytest.approx(
+        fitted.params["width_exponent"]) == pytest.approx(-0.2, abs=0.1)
+    lr, (lo, hi) = predict_lr(none, [64.0, 1e5])
+    np.testing.assert_allclose(lr, np.exp(opt.mean()))
+    from scipy import stats
+    half = stats.t.ppf(0.975, 3) * opt.std(ddof=1) * np.sqrt(1 + 1 / 4)
+    np.testing.assert_allclose(np.log(hi) - np.log(lr), half)  # same width everywhere
+    assert fit_lr_transfer(data.assign(parametrization="sp")).metadata["drift"] == "fit"
+    assert fit_lr_transfer(data.drop(columns="parametrization")).metadata["drift"] == "fit"
 
 
 def test_optimum_between_grid_points_beats_the_grid():
@@ -53,7 +72,8 @@ def test_optimum_between_grid_points_beats_the_grid():
 def test_prediction_interval_covers_truth_at_roughly_nominal_rate():
     hits, trials = 0, 60
     for seed in range(trials):
-        fit = fit_lr_transfer(runs(-0.5, noise=0.004, seed=seed, widths=(32, 64, 128, 256, 512)))
+        fit = fit_lr_transfer(runs(-0.5, noise=0.004, seed=seed, widths=(32, 64, 128, 256, 512),
+                                   name="sp"))
         _, (lo, hi) = predict_lr(fit, 2048.0, level=0.9)
         hits += lo <= 6e-3 * (2048 / 32) ** -0.5 <= hi
     assert 0.75 <= hits / trials <= 1.0
@@ -69,7 +89,7 @@ def test_edge_widths_are_left_out_of_the_drift_fit():
     data = runs(0.0)
     wide = data["width"] == 256
     data = data[~wide | (data["lr"] < 3e-3)]  # the widest width never reaches its optimum
-    fit = fit_lr_transfer(data)
+    fit = fit_lr_transfer(data, drift="fit")
     opt = pd.DataFrame(fit.metadata["optima"])
     assert opt["used"].tolist() == [True, True, True, False]
     assert fit.params["width_exponent"] == pytest.approx(0.0, abs=1e-9)
@@ -88,7 +108,7 @@ def test_diverged_runs_and_seeds():
 
 
 def test_two_widths_have_no_interval_and_save_round_trip(tmp_path):
-    fit = fit_lr_transfer(runs(0.0, widths=(32, 64)))
+    fit = fit_lr_transfer(runs(0.0, widths=(32, 64)), drift="fit")
     assert fit.metadata["dof"] == 0
     assert np.isnan(predict_lr(fit, 128.0)[1]).all()
     fit.save(tmp_path / "t.json")
@@ -106,6 +126,7 @@ def test_two_widths_have_no_interval_and_save_round_trip(tmp_path):
         (runs(0.0, widths=(64,)), {}, "column 'width': one width"),
         (runs(0.0).drop(columns="lr"), {}, "column 'lr'"),
         (runs(0.0).assign(lr=0.0), {}, "column 'lr': learning rates must be > 0"),
+        (runs(0.0), {"drift": "linear"}, "drift: must be"),
     ],
 )
 def test_bad_tables_name_the_problem(data, kwargs, match):
@@ -116,7 +137,7 @@ def test_bad_tables_name_the_problem(data, kwargs, match):
 def test_recommend_with_a_transfer_fit(tmp_path):
     from scalelaw.mup.rules import Parametrization
 
-    fit = fit_lr_transfer(runs(-0.5, noise=0.003, seed=3))
+    fit = fit_lr_transfer(runs(-0.5, noise=0.003, seed=3), drift="fit")
     path = tmp_path / "transfer.json"
     fit.save(path)
     rec = recommend(3e8, 6e9, laws=path, width=1024)

@@ -266,7 +266,8 @@ def test_recommend_from_a_sweep(transfer_sweep, tmp_path, capsys):
     assert load_fit(save).kind == "transfer"
     code, out, err = run(argv, capsys)
     assert code == 0 and "peak lr" in out
-    assert re.search(r"lr\*\(width\) ~ width\^s with s = [+-]0\.000", out), out
+    assert re.search(r"lr\*\(width\) ~ width\^s: s = [+-]0\.000", out), out
+    assert "prediction: no drift (the mup default)" in out
 
 
 @pytest.mark.parametrize(("extra", "needle"), [
@@ -274,6 +275,7 @@ def test_recommend_from_a_sweep(transfer_sweep, tmp_path, capsys):
     (["--width", "1024", "--tokens", "-1"], "--tokens"),
     (["--width", "1024", "--parametrization", "sp"], "--parametrization: 'sp'"),
     (["--width", "1024", "--save", "/no/such/dir/t.json"], "--save"),
+    (["--width", "1024", "--drift", "up"], "--drift"),
 ])
 def test_recommend_bad_input(transfer_sweep, extra, needle, capsys):
     argv = ["sweep", "recommend", str(transfer_sweep), "--tokens", "1e9", *extra]
