@@ -15,6 +15,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -25,8 +26,10 @@ from pathlib import Path
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix); on success move it into place.
 
-    The temporary file is fsync'd, renamed over ``path`` with :func:`os.replace` and the
-    directory fsync'd; on an exception it is removed and ``path`` is left untouched.
+    The temporary file is fsync'd, given the permissions a plainly created file would
+    have (``0o666`` less the umask; ``mkstemp`` makes it private), renamed over ``path``
+    with :func:`os.replace` and the directory fsync'd; on an exception it is removed and
+    ``path`` is left untouched.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
@@ -35,6 +38,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield Path(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -47,6 +51,19 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> None:
     """Write ``data`` (text is UTF-8 encoded) to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+@functools.cache
+def _umask() -> int:
+    """The process umask, read once (from /proc on Linux: setting it to read it is racy
+    with threads that create files, such as checkpoint writers)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(directory: Path) -> None:
