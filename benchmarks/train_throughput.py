@@ -15,8 +15,10 @@ path -- :func:`scalelaw.train.step.step_fns` ``chunk`` (``lax.scan`` over
 - where PyTorch is installed, the same for a plain eager PyTorch model of the identical
   shape, initial weights (copied from scalelaw's init) and muP multipliers (pre-norm
   RMSNorm, rotary, tanh-GELU MLP, no biases, readout multiplier ``1/m``, attention scale
-  ``1/d``, per-layer AdamW LR groups, grad clip 1.0, ``torch.set_num_threads(2)``), and
-  the ratio scalelaw / torch. ``--torch-compile`` adds a ``torch.compile`` column.
+  ``1/d``, per-layer AdamW LR groups, grad clip 1.0, ``torch.set_num_threads(--threads)``,
+  default 2), and the ratio scalelaw / torch. For a one-core measurement pin the whole
+  process, e.g. ``taskset -c 1 python benchmarks/train_throughput.py --threads 1`` (XLA
+  threads are confined with it). ``--torch-compile`` adds a ``torch.compile`` column.
 
 The script re-executes itself once with ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``
 (:mod:`scalelaw.train.runtime`); ``SCALELAW_MALLOC=system`` keeps glibc's default malloc,
@@ -262,6 +264,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps-per-call", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=1, help="calls after the first one")
     ap.add_argument("--repeats", type=int, default=5, help="timed calls (median)")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="PyTorch intra-op threads (pin XLA with taskset, e.g. "
+                         "`taskset -c 1 ... --threads 1`)")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch columns")
     ap.add_argument("--torch-compile", action="store_true",
                     help="also time torch.compile (needs a C++ compiler)")
@@ -269,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
 
     use_torch = torch is not None and not args.no_torch
     if use_torch:
-        torch.set_num_threads(2)
+        torch.set_num_threads(args.threads)
     load0 = os.getloadavg()
     print(f"jax {jax.__version__} on {jax.default_backend()} ({os.cpu_count()} CPUs), "
           f"torch {torch.__version__ if torch is not None else 'not installed'}; "
