@@ -89,7 +89,7 @@ class Refits(NamedTuple):
 def refit_weighted(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, theta0: np.ndarray,
                    weights: np.ndarray, *, delta: float | None, tol: float = 1e-12,
                    max_steps: int = 20, straggler_steps: int = 1000,
-                   chunk: int = 128) -> Refits:
+                   chunk: int = 500) -> Refits:
     """Refit once per row of ``weights`` from ``theta0`` (the full-data optimum).
 
     Every refit minimises the weighted objective in coordinates whitened at ``theta0``
@@ -102,8 +102,10 @@ def refit_weighted(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, theta0:
     vectorised batch) continue from where they stopped in a second, small batch of up to
     ``straggler_steps`` steps. Refits still unconverged are flagged in ``converged``.
     ``chunk`` resamples share one solver loop: each loop runs until its slowest refit is
-    done, so smaller chunks waste fewer steps (128 was about 10% faster than 500 for
-    Epoch's 4,000 resamples on one core); the results do not depend on it.
+    done, so smaller chunks waste fewer steps but give each loop less to spread over the
+    cores (Epoch's 4,000 resamples: 128 was about 10% faster than 500 on one core, and
+    35% slower on two, where 250 to 4,000 were within 10% of each other); the results do
+    not depend on it.
     """
     import jax
     import jax.numpy as jnp

@@ -164,7 +164,7 @@ def _multistart(starts: Any, args: Any, *, law: Law, delta: float | None, screen
 
 def _refits(theta0: Any, precond: Any, scale: Any, z0: Any, x: Any, log_y: Any, weights: Any, *,
             law: Law, delta: float | None, max_steps: int, tol: float,
-            chunk: int = 128) -> tuple[Any, ...]:
+            chunk: int = 500) -> tuple[Any, ...]:
     """One whitened BFGS refit per resample (bootstrap), from ``z0``, vectorised.
 
     ``x`` (each input), ``log_y`` and ``weights`` have one row per resample: that
