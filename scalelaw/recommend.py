@@ -200,11 +200,26 @@ def _from_transfer(fit: FitResult, width: Any, batch_law: published.PublishedLaw
              + (f" ({fit.metadata['parametrization']})" if fit.metadata.get("parametrization")
                 else ""))
     notes = [f"batch from the published {batch_law.name} law (a width x LR sweep has no "
-             "batch axis; choose another with source=)"]
+             "batch axis; choose another with --source / source=)"]
+    if not intervals:
+        notes.append("no LR interval: the fit has no residual degrees of freedom (2 widths "
+                     "with a fitted drift; add a width or assume no drift)")
+    dof = fitted.get("dof") or 0
+    if se is not None and math.isfinite(se) and se > 0 and dof > 0 and abs(s_fit) / se > (
+            _t_quantile(dof)) and fit.metadata.get("drift") == "none":
+        notes.append(f"the fitted exponent {s_fit:+.3f} +- {se:.3f} differs from 0 at the 5% "
+                     "level: the optimum drifts with width, so the no-drift prediction is "
+                     "suspect (check the parametrization, or use drift 'fit')")
     if widths and target > 4 * max(widths):
         notes.append(f"lr carried from widths <= {max(widths):g} to {target:g}: check the "
                      "fitted exponent (muP: 0) and the interval")
     return lr, batch_law.predict(n, d, seq_len)[1], intervals, label, notes
+
+
+def _t_quantile(dof: int, level: float = 0.95) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + level / 2, dof))
 
 
 def _load_laws(laws: Any) -> Any:
@@ -332,7 +347,7 @@ def recommend(
         notes.extend(more)
         schedule_fn = law.schedule
         notes.append(f"schedule from the published {law.name} law (a fitted law records no "
-                     "schedule; choose another with source=)")
+                     "schedule; choose another with --source / source=)")
     if not (math.isfinite(lr) and lr > 0 and math.isfinite(batch_tokens) and batch_tokens > 0
             and batch_tokens / seq_len < 2.0**53):
         raise ValueError(f"n_params, n_tokens: outside the law's numeric range here "
@@ -348,7 +363,7 @@ def recommend(
                  "parameters): " + "; ".join(f.source for f in published.ALLOCATIONS.values()))
     transfer = isinstance(laws, FitResult) and laws.kind == "transfer"
     per_role = _per_role(parametrization, width, lr, wd, width_used=transfer)
-    if per_role:
+    if per_role and not transfer:
         notes.append("per-role values apply the parametrization's multipliers to the global "
                      "lr/wd; the published laws were fitted on standard-parametrized models")
     return Recommendation(

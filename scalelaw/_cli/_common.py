@@ -63,7 +63,7 @@ def parse_int_list(text: str, field: str) -> list[int]:
 
 
 def print_json(obj: Any) -> None:
-    """Print one JSON object on stdout (numpy scalars converted)."""
+    """Print one strict JSON object on stdout (numpy scalars converted, NaN/inf -> null)."""
     def default(o: Any) -> Any:
         if hasattr(o, "item"):
             return o.item()
@@ -71,7 +71,10 @@ def print_json(obj: Any) -> None:
             return o.tolist()
         raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
-    sys.stdout.write(json.dumps(obj, default=default) + "\n")
+    from scalelaw.fit.result import _nan_to_none
+
+    plain = json.loads(json.dumps(obj, default=default))  # numpy -> Python, NaN kept
+    sys.stdout.write(json.dumps(_nan_to_none(plain), allow_nan=False) + "\n")
 
 
 def console(stderr: bool = False) -> Any:

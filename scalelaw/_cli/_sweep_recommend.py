@@ -31,33 +31,52 @@ def _records(store: Any, parametrization: str | None) -> tuple[list[dict], str]:
     return [r for r in store.records if r["parametrization"] == parametrization], parametrization
 
 
-def _target_model(records: list[dict], width: int) -> tuple[Any, Any]:
-    """The sweep's model and parametrization configs, at ``width``."""
-    from scalelaw.models.config import TransformerConfig
-    from scalelaw.mup.rules import Parametrization
+_TRANSFER_AXES = {"model.width", "optimizer.lr", "train.seed", "parametrization.name"}
 
-    shapes = {tuple(sorted((k, v) for k, v in r["config"]["model"].items() if k != "width"))
-              for r in records}
-    if len(shapes) > 1:
-        raise ValueError("--params: required, the sweep varies the model beyond its width")
+
+def _check_axes(records: list[dict]) -> None:
+    """Refuse sweeps that vary anything but width, LR and seed (it would be averaged)."""
+    other = sorted({k for r in records for k in r.get("swept", {})} - _TRANSFER_AXES)
+    if other:
+        raise ValueError(f"{', '.join(other)}: the sweep also varies this; `sweep recommend` "
+                         "needs a width x LR (x seed) sweep (fit a subset with "
+                         "scalelaw.fit_lr_transfer)")
+
+
+def _target_model(records: list[dict], width: int) -> Any:
+    """The sweep's transformer config at ``width``."""
+    from scalelaw.models.config import TransformerConfig
+
     model = dict(records[0]["config"]["model"])
     if model.pop("family", "transformer") != "transformer":
         raise ValueError("--params: required for a sweep of a non-transformer model")
     try:
-        config = TransformerConfig(**{**model, "width": width})
+        return TransformerConfig(**{**model, "width": width})
     except ValueError as err:
         raise ValueError(f"--width: {err}") from None
-    return config, Parametrization(**records[0]["config"]["parametrization"])
+
+
+def _settings_note(config: dict) -> str:
+    train, model = config["train"], config["model"]
+    per_step = train["batch_size"] * model.get("context", 1)
+    return (f"the LR was tuned at batch {per_step:,} tokens, {train['tokens']:,} tokens, "
+            f"{config['schedule']['name']} schedule, weight decay "
+            f"{config['optimizer']['weight_decay']:g}; its interval covers the scatter across "
+            "widths only, not the move to the batch, budget and schedule recommended here")
 
 
 def sweep_recommendation(sweep_dir: Path, *, width: int, tokens: float,
                          params: float | None = None, parametrization: str | None = None,
-                         seq_len: int = 2048, source: str = "steplaw", drift: str = "auto",
-                         ) -> tuple[Any, Any, float]:
+                         seq_len: int | None = None, source: str = "steplaw",
+                         drift: str = "auto") -> tuple[Any, Any, float]:
     """(transfer fit, Recommendation, N) for ``sweep_dir``'s results at ``width``."""
+    import dataclasses
+
+    from scalelaw._cli.hparams import _as_flags
     from scalelaw.errors import ConfigError
     from scalelaw.fit.transfer import fit_lr_transfer
     from scalelaw.models.config import param_count
+    from scalelaw.mup.rules import Parametrization
     from scalelaw.recommend import recommend
     from scalelaw.sweep.results import results_table, trial_summary
     from scalelaw.sweep.store import SweepStore
@@ -68,10 +87,17 @@ def sweep_recommendation(sweep_dir: Path, *, width: int, tokens: float,
         raise ValueError(f"--width: must be a positive integer, got {width}")
     if not (tokens > 0 and math.isfinite(tokens)):
         raise ValueError(f"--tokens: must be a positive finite number, got {tokens!r}")
+    if params is not None and not (params > 0 and math.isfinite(params)):
+        raise ValueError(f"--params: must be a positive finite number, got {params!r}")
     store = SweepStore.open(sweep_dir)
     records, name = _records(store, parametrization)
-    config, param = _target_model(records, width)
-    n = float(params) if params is not None else float(param_count(config))
+    _check_axes(records)
+    config = records[0]["config"]
+    param = Parametrization(**config["parametrization"])
+    n = float(params) if params is not None else float(param_count(_target_model(records,
+                                                                                 width)))
+    if seq_len is None:
+        seq_len = int(config["model"].get("context") or 2048)
     table = results_table(sweep_dir)
     if table.empty:
         raise ValueError(f"{sweep_dir}: no logged losses yet (run the sweep first)")
@@ -79,14 +105,14 @@ def sweep_recommendation(sweep_dir: Path, *, width: int, tokens: float,
         fit = fit_lr_transfer(trial_summary(table), parametrization=name, drift=drift)
     except ConfigError as err:
         raise ValueError(f"{sweep_dir}: {err}") from None
-    fit.metadata.update({"sweep": store.name, "sweep_dir": str(sweep_dir)})
+    fit.metadata.update({"sweep": store.name, "sweep_dir": str(sweep_dir),
+                         "parametrization_config": config["parametrization"]})
     try:
         rec = recommend(n, tokens, laws=fit, width=width, parametrization=param,
                         seq_len=seq_len, source=source)
     except ValueError as err:
-        from scalelaw._cli.hparams import _as_flags
-
         raise ValueError(_as_flags(str(err))) from None
+    rec = dataclasses.replace(rec, notes=(*rec.notes, _settings_note(config)))
     return fit, rec, n
 
 
@@ -120,10 +146,11 @@ def print_recommendation(fit: Any, rec: Any, width: int) -> None:
     spread = f" +- {se:.3f} (s.e.)" if se is not None and math.isfinite(se) else ""
     console.print(f"fitted drift lr*(width) ~ width^s: s = {s:+.3f}{spread} (muP predicts 0, "
                   "standard parametrization with Adam about -1)")
+    default = f" (the {name} default)" if fit.metadata.get("drift_requested") == "auto" else ""
     if fit.metadata["drift"] == "none":
-        console.print(f"prediction: no drift (the {name} default), lr* = geometric mean of "
-                      f"the optima = {math.exp(fit.params['log_lr_ref']):.4g}")
+        console.print(f"prediction: no drift{default}, lr* = geometric mean of the optima = "
+                      f"{math.exp(fit.params['log_lr_ref']):.4g}")
     else:
-        console.print("prediction: the fitted drift, extrapolated")
+        console.print(f"prediction: the fitted drift, extrapolated{default}")
     _table(f"recommendation at width {width} (N = {rec.n_params:.3g}, D = {rec.n_tokens:.3g})",
            rec.rows())

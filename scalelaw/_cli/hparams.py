@@ -87,7 +87,8 @@ def fit_hparams_cmd(
 def recommend_cmd(
     params: Annotated[float, typer.Option("--params", help="Parameters N.")],
     tokens: Annotated[float, typer.Option("--tokens", help="Training tokens D.")],
-    laws: Annotated[Path | None, typer.Option("--laws", help="A saved hparams fit.")] = None,
+    laws: Annotated[Path | None, typer.Option(
+        "--laws", help="A saved fit: fit-hparams --save or sweep recommend --save.")] = None,
     seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")] = 2048,
     source: Annotated[
         str, typer.Option("--source", help="Published law: steplaw, deepseek, power.")
@@ -107,17 +108,33 @@ def recommend_cmd(
     for flag, value in (("--params", params), ("--tokens", tokens)):
         if not value > 0 or value == float("inf"):
             raise ValueError(f"{flag}: must be a positive finite number, got {value!r}")
-    param = None
+    param, fit = None, None
+    if laws is not None:
+        from scalelaw.recommend import _load_laws
+
+        try:
+            fit = _load_laws(laws)
+        except ValueError as err:
+            raise ValueError(_as_flags(str(err))) from None
+    swept = fit.metadata.get("parametrization_config") if fit is not None else None
     if parametrization is not None:
         from scalelaw.mup.rules import Parametrization
 
         if base_width is None:
             raise ValueError("--base-width: required with --parametrization")
+        if swept and (swept["name"], swept["base_width"]) != (parametrization, base_width):
+            raise ValueError(f"--parametrization/--base-width: the fit in --laws comes from a "
+                             f"{swept['name']} sweep with base width {swept['base_width']}")
         param = Parametrization(parametrization, base_width=base_width)
-    elif width is not None or base_width is not None:
-        raise ValueError("--width/--base-width: only meaningful with --parametrization")
+    elif swept and width is not None:  # a transfer fit knows its sweep's parametrization
+        from scalelaw.mup.rules import Parametrization
+
+        param = Parametrization(**swept)
+    elif base_width is not None or (width is not None and fit is None):
+        raise ValueError("--width/--base-width: only meaningful with --parametrization "
+                         "(or --laws with a sweep's transfer fit)")
     try:
-        rec = recommend(params, tokens, laws=laws, seq_len=seq_len, source=source,
+        rec = recommend(params, tokens, laws=fit, seq_len=seq_len, source=source,
                         parametrization=param, width=width)
     except ValueError as err:  # name the CLI option, not the Python argument
         raise ValueError(_as_flags(str(err))) from None

@@ -158,7 +158,8 @@ def recommend_cmd(
                          "non-embedding).")] = None,
     parametrization: Annotated[str | None, typer.Option(
         "--parametrization", help="Which of the sweep's parametrizations.")] = None,
-    seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")] = 2048,
+    seq_len: Annotated[int | None, typer.Option(
+        "--seq-len", help="Tokens per sequence (default: the sweep's context).")] = None,
     source: Annotated[str, typer.Option(
         "--source", help="Published law for batch and schedule: steplaw, deepseek, "
                          "power.")] = "steplaw",

@@ -83,9 +83,14 @@ def lr_optima(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
     data.loc[bad, loss] = np.nan
     if (data[lr] <= 0).any():
         raise ConfigError(f"column {lr!r}: learning rates must be > 0")
+    if neighbours < 1:
+        raise ConfigError(f"neighbours: must be >= 1, got {neighbours}")
     rows = []
     for w, cell in data.groupby(width, sort=True):
-        curve = cell.groupby(lr, sort=True)[loss].mean().dropna()
+        # a learning rate counts only if every run of it (e.g. every seed) finished: a
+        # diverged seed must not leave the survivors to speak for an unstable LR
+        curve = cell.groupby(lr, sort=True)[loss].agg(
+            lambda v: v.mean() if v.notna().all() else np.nan).dropna()
         if len(curve) < 3:
             raise ConfigError(f"width {w}: {len(curve)} finite learning rates; at least 3 "
                               "are needed to locate an optimum")
@@ -169,15 +174,22 @@ def fit_lr_transfer(summary: pd.DataFrame, *, width: str = "width", lr: str = "l
     if drift not in ("auto", "fit", "none"):
         raise ConfigError(f"drift: must be 'auto', 'fit' or 'none', got {drift!r}")
     data, parametrization = _select(summary, parametrization)
+    requested = drift
     if drift == "auto":
         drift = "none" if parametrization in ("mup", "completep") else "fit"
     optima = lr_optima(data, width=width, lr=lr, loss=loss, neighbours=neighbours)
     if len(optima) < 2:
         raise ConfigError(f"column {width!r}: one width; at least 2 are needed to fit a drift")
-    # an optimum on the grid's edge is only a bound: leave it out while 2 others remain
-    used = ~optima["edge"].to_numpy() if (~optima["edge"]).sum() >= 2 else np.ones(
-        len(optima), dtype=bool)
+    # an optimum on the grid's edge is only a bound: leave it out; refuse with < 2 left
+    used = ~optima["edge"].to_numpy()
+    if used.sum() < 2:
+        edges = ", ".join(f"{w:g}" for w in optima["width"][~used])
+        raise ConfigError(f"column {lr!r}: the best LR is on the grid's edge at widths "
+                          f"{edges}; extend the LR grid so that at least 2 widths have an "
+                          "interior optimum")
     optima["used"] = used
+    if reference_width is not None and not reference_width > 0:
+        raise ConfigError(f"reference_width: must be > 0, got {reference_width!r}")
     w_ref = float(reference_width or optima["width"].min())
     x = np.log(optima["width"].to_numpy(float)[used] / w_ref)
     y = np.log(optima["lr_opt"].to_numpy(float)[used])
@@ -199,6 +211,7 @@ def fit_lr_transfer(summary: pd.DataFrame, *, width: str = "width", lr: str = "l
         conventions={"lr": "peak (global) learning rate", "width": "model width"},
         objective=model["rss"], n_points=int(len(data)),
         metadata={"optima": optima.to_dict(orient="list"), "drift": drift,
+                  "drift_requested": requested,
                   "dof": model["dof"], "residual_sd": model["residual_sd"],
                   "x_mean": model["x_mean"], "sxx": model["sxx"], "loss": loss,
                   "fitted": {"width_exponent": ols["slope"], "se": ols["se_slope"],
@@ -221,6 +234,8 @@ def predict_lr(fit: FitResult, widths: float | Sequence[float], level: float = 0
     """
     if fit.kind != "transfer":
         raise ValueError(f"fit: expected kind 'transfer', got {fit.kind!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level: must be in (0, 1), got {level!r}")
     w = np.asarray(widths, dtype=float)
     if not np.all(w > 0):
         raise ValueError(f"width: must be > 0, got {widths!r}")

@@ -152,3 +152,36 @@ def test_recommend_with_a_transfer_fit(tmp_path):
                       parametrization=Parametrization("mup", base_width=64)).per_role
     hidden = next(r for r in roles if r["role"].startswith("hidden"))
     assert hidden["lr"] == pytest.approx(float(lr) / 16)
+
+
+def test_fewer_than_two_interior_optima_is_refused():
+    data = runs(0.0, lrs=LRS[LRS < 3e-3])  # every width's best LR is the grid's largest
+    with pytest.raises(ConfigError, match="grid's edge at widths 32, 64, 128, 256"):
+        fit_lr_transfer(data)
+
+
+def test_a_diverged_seed_removes_its_learning_rate():
+    a, b = runs(0.0, seed=0), runs(0.0, seed=1)
+    best = a["lr"] == LRS[np.argmin(np.abs(np.log(LRS / 6e-3)))]
+    b.loc[best, ["status", "final_eval_loss"]] = ("diverged", np.nan)
+    opt = lr_optima(pd.concat([a, b]))
+    assert not np.isin(opt["lr_grid_best"], a.loc[best, "lr"]).any()
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ConfigError, match="reference_width"):
+        fit_lr_transfer(runs(0.0), reference_width=-1.0)
+    with pytest.raises(ConfigError, match="neighbours"):
+        lr_optima(runs(0.0), neighbours=0)
+    with pytest.raises(ValueError, match="level"):
+        predict_lr(fit_lr_transfer(runs(0.0)), 64.0, level=1.5)
+
+
+def test_recommend_flags_a_drift_that_muP_should_not_have():
+    fit = fit_lr_transfer(runs(-0.6, noise=0.002, seed=1))  # "mup" rows that drift
+    assert fit.metadata["drift"] == "none"
+    notes = " ".join(recommend(3e8, 6e9, laws=fit, width=1024).notes)
+    assert "differs from 0 at the 5% level" in notes
+    clean = " ".join(recommend(3e8, 6e9, laws=fit_lr_transfer(runs(0.0, noise=0.002)),
+                               width=1024).notes)
+    assert "differs from 0" not in clean

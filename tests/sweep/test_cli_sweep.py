@@ -281,3 +281,39 @@ def test_recommend_bad_input(transfer_sweep, extra, needle, capsys):
     argv = ["sweep", "recommend", str(transfer_sweep), "--tokens", "1e9", *extra]
     code, out, err = run(argv, capsys)
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and needle in err, err
+
+
+def test_recommend_json_is_strict_and_top_level_recommend_reads_the_fit(transfer_sweep,
+                                                                         tmp_path, capsys):
+    save = tmp_path / "t.json"
+    code, out, err = run(["sweep", "recommend", str(transfer_sweep), "--width", "1024",
+                          "--tokens", "1e9", "--drift", "fit", "--json", "--save", str(save)],
+                         capsys)
+    assert code == 0, err
+    data = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    rec = data["recommendation"]
+    assert rec["seq_len"] == 32  # the sweep's context
+    assert any("tuned at batch 128 tokens" in n for n in rec["notes"])
+    code, out, err = run(["recommend", "--params", "1e8", "--tokens", "1e9", "--laws",
+                          str(save), "--width", "1024", "--json"], capsys)
+    assert code == 0, err
+    hidden = next(r for r in json.loads(out)["per_role"] if r["role"].startswith("hidden"))
+    assert hidden["lr_mult"] == pytest.approx(32 / 1024)  # the sweep's muP, base width 32
+    code, _, err = run(["recommend", "--params", "1e8", "--tokens", "1e9", "--laws", str(save),
+                        "--width", "1024", "--parametrization", "mup", "--base-width", "64"],
+                       capsys)
+    assert code == 2 and "base width 32" in err
+
+
+def test_recommend_refuses_a_sweep_varying_more_than_width_and_lr(tmp_path, monkeypatch,
+                                                                 capsys):
+    monkeypatch.setattr("scalelaw.sweep.executors._default_train_fn",
+                        lambda: FakeTrainer(loss=bowl))
+    spec = write_spec(tmp_path / "d.yaml", sweep={
+        "model.width": [32, 64], "model.depth": [1, 2],
+        "optimizer.lr": {"log2_range": [-11, -5], "num": 7}})
+    out = tmp_path / "sweep"
+    assert run(["sweep", "run", str(spec), "--out", str(out)], capsys)[0] == 0
+    code, _, err = run(["sweep", "recommend", str(out), "--width", "1024", "--tokens", "1e9",
+                        "--params", "1e8"], capsys)
+    assert code == 2 and err.startswith("error: model.depth: the sweep also varies"), err
