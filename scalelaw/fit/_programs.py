@@ -32,6 +32,8 @@ _COMPILED: dict[tuple[Any, ...], Any] = {}
 _EXPORT_DIR: Path | None = None
 _SOURCES = ("_programs.py", "robust.py", "laws.py")
 _LIBRARIES = ("jax", "jaxlib", "optimistix", "equinox", "lineax")
+_TRACE_CONFIG = ("jax_debug_nans", "jax_debug_infs", "jax_default_matmul_precision",
+                 "jax_numpy_dtype_promotion", "jax_numpy_rank_promotion")
 
 
 @contextlib.contextmanager
@@ -80,12 +82,19 @@ def compiled(kind: str, law: Law, **static: Any) -> Any:
 
 
 def _exportable(law: Law) -> bool:
-    """Built-in formulas only (their code is covered by the source hash of the key), and
-    only where JAX can serialise (it needs the ``flatbuffers`` package)."""
+    """Registered built-in laws only (the very objects of the registry, whose code is
+    covered by the source hash of the key; not a ``dataclasses.replace`` of one), and only
+    where JAX can serialise (it needs the ``flatbuffers`` package)."""
     from importlib.util import find_spec
 
+    from scalelaw.fit.laws import get_law
+
     builtin = getattr(law.formula, "__module__", "") == "scalelaw.fit.laws"
-    return builtin and find_spec("flatbuffers") is not None
+    try:
+        registered = get_law(law.name) is law
+    except (KeyError, ValueError):
+        registered = False
+    return builtin and registered and find_spec("flatbuffers") is not None
 
 
 @functools.lru_cache(maxsize=1)
@@ -119,9 +128,11 @@ class _ExportedProgram:
         leaves, tree = jax.tree.flatten(args)
         sig = [(np.shape(a), str(getattr(a, "dtype", type(a).__name__))) for a in leaves]
         law = self.law
+        config = [str(getattr(jax.config, name, None)) for name in _TRACE_CONFIG]
         parts = (self.kind, law.name, law.params, law.inputs, sorted(law.bounds.items()),
                  law.formula.__qualname__, sorted(self.static.items()), str(tree), sig,
-                 jax.default_backend(), bool(jax.config.jax_enable_x64), _fingerprint())
+                 jax.default_backend(), bool(jax.config.jax_enable_x64), config,
+                 os.environ.get("EQX_ON_ERROR", ""), _fingerprint())
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:40]
 
     def __call__(self, *args: Any) -> Any:
@@ -135,26 +146,34 @@ class _ExportedProgram:
         from jax import export
 
         path = self.folder / f"{self.kind}-{key}.jaxexport"
+        fn = jax.jit(functools.partial(_program(self.kind), law=self.law, **self.static))
         exp = None
         if path.is_file():
             try:
                 exp = export.deserialize(bytearray(path.read_bytes()))
             except Exception:  # a truncated or foreign file: export afresh
                 exp = None
-        if exp is None:
-            fn = jax.jit(functools.partial(_program(self.kind), law=self.law, **self.static))
-            exp = export.export(fn)(*args)
-            _write_atomic(path, exp.serialize())
-        return jax.jit(exp.call)
+        try:
+            if exp is None:
+                exp = export.export(fn)(*args)
+                _write_atomic(path, exp.serialize())
+            call = jax.jit(exp.call)
+            call.lower(*args)  # fails here, not mid-fit, if the artifact cannot run
+            return call
+        except Exception:  # the disk cache is only a cache: fall back to the plain program
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return fn
 
 
 def _write_atomic(path: Path, data: bytes | bytearray) -> None:
-    """Write ``data`` to ``path`` via a temporary file, so readers never see half a file;
-    an unwritable cache is skipped silently (it is only a cache)."""
+    """Write ``data`` to ``path`` through :func:`scalelaw._io.atomic_write` (a unique
+    temporary file, fsync'd, renamed into place); an unwritable cache is skipped silently
+    (it is only a cache)."""
+    from scalelaw._io import atomic_write
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(bytes(data))
-        os.replace(tmp, path)
+        atomic_write(path, bytes(data))
     except OSError:
         pass

@@ -108,3 +108,25 @@ def test_cli_and_cache_modules_do_not_import_jax():
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+@needs_export
+def test_a_failing_export_falls_back_to_the_plain_program(tmp_path, fresh, monkeypatch):
+    from jax import export
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("cannot serialise here")
+
+    monkeypatch.setattr(export, "export", broken)
+    plain = fit_law(table(), init_grid=GRID)
+    with export_cache(tmp_path):
+        cached = fit_law(table(), init_grid=GRID)
+    assert cached.objective == pytest.approx(plain.objective, rel=1e-12)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_replaced_builtin_law_is_not_exported():
+    import dataclasses
+
+    law = robust.get_law("chinchilla")
+    assert not _programs._exportable(dataclasses.replace(law, bounds={}))
