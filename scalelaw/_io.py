@@ -15,8 +15,8 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,10 +26,10 @@ from pathlib import Path
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix); on success move it into place.
 
-    The temporary file is fsync'd, given the permissions a plainly created file would
-    have (``0o666`` less the umask; ``mkstemp`` makes it private), renamed over ``path``
-    with :func:`os.replace` and the directory fsync'd; on an exception it is removed and
-    ``path`` is left untouched.
+    The temporary file is fsync'd, given the permissions of the file it replaces, or of a
+    plainly created file (``0o666`` less the umask; ``mkstemp`` makes it private), renamed
+    over ``path`` with :func:`os.replace` and the directory fsync'd; on an exception it is
+    removed and ``path`` is left untouched.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
@@ -38,7 +38,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield Path(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -53,10 +53,17 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> None:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
 
 
-@functools.cache
+def _mode_for(path: Path) -> int:
+    """An existing file keeps its permissions; a new one gets ``0o666`` less the umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
 def _umask() -> int:
-    """The process umask, read once (from /proc on Linux: setting it to read it is racy
-    with threads that create files, such as checkpoint writers)."""
+    """The process umask (from /proc on Linux: setting it to read it is racy with threads
+    that create files, such as checkpoint writers)."""
     with contextlib.suppress(OSError, ValueError):
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("Umask:"):

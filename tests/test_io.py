@@ -26,3 +26,11 @@ def test_failure_leaves_the_old_file_and_no_temporary(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("crash")
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["a.txt"]
+
+
+def test_overwriting_keeps_the_existing_permissions(tmp_path):
+    path = tmp_path / "private.json"
+    atomic_write(path, "{}")
+    path.chmod(0o600)
+    atomic_write(path, '{"new": 1}')
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text() == '{"new": 1}'

@@ -193,6 +193,8 @@ def fit_farseer(
     cols = validated_columns(df, {"N": n, "D": d, "loss": loss}, min_rows=9)
     N, D, L = cols["N"], cols["D"], cols["loss"]
     train = np.ones_like(N, dtype=bool) if holdout_above is None else N <= holdout_above
+    if holdout_above is not None and train.all():
+        raise ConfigError(f"holdout_above: no rows with N > {holdout_above:g}")
     diffs = differences(N[train], D[train], L[train], lam)
     terms = per_n_terms(diffs, lam)
     if len(terms) < 3:
@@ -223,7 +225,7 @@ def fit_farseer(
         "lambda": lam, "rounds": rounds, "train_mre": float(rel[train].mean()),
         "stage1": terms.to_dict(orient="list"),
     }
-    if holdout_above is not None and (~train).any():
+    if holdout_above is not None:
         held = ~train  # same record as fit_law's metadata["holdout"]
         meta["holdout"] = {
             "mean_rel_error": float(rel[held].mean()), "max_rel_error": float(rel[held].max()),

@@ -150,15 +150,23 @@ def _weight_grad(x: jax.Array, g: jax.Array) -> jax.Array:
     itself it transposed ``g`` into a copy and then contracted a transposed operand
     against it (about 70 GFLOP/s for the 256 x 256 attention weights, against 150 for
     the same product in isolation). The barrier keeps both operands row-major as
-    produced, and the narrower operand goes on the left (the fast orientation).
+    produced, and the narrower operand goes on the left (the fast orientation). Both are
+    CPU measurements, so on GPU/TPU the product is left to XLA (a barrier there would
+    block fusing the producer of ``g`` into the matmul).
     """
+    if jax.default_backend() != "cpu":
+        return x.T @ g
     x, g = jax.lax.optimization_barrier((x, g))
     return x.T @ g if x.shape[-1] <= g.shape[-1] else (g.T @ x).T
 
 
 @jax.custom_vjp
 def dense(x: jax.Array, w: jax.Array) -> jax.Array:
-    """``x @ w`` for ``x: (..., D)``, ``w: (D, F)``, weight gradient by :func:`_weight_grad`."""
+    """``x @ w`` for ``x: (..., D)``, ``w: (D, F)``, weight gradient by :func:`_weight_grad`.
+
+    A ``custom_vjp``: reverse mode (``grad``, ``vjp``, hvp by grad-of-grad) works,
+    forward mode (``jvp``, ``jacfwd``) through the model does not.
+    """
     return x @ w
 
 

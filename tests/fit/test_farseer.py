@@ -90,6 +90,11 @@ def test_too_few_sizes_is_an_error():
         fit_farseer(df[df["N"] < 8e7])
 
 
+def test_holdout_above_every_row_is_an_error():
+    with pytest.raises(ConfigError, match="holdout_above: no rows with N > 1e\\+12"):
+        fit_farseer(grid(), holdout_above=1e12)
+
+
 def test_missing_column_is_an_error():
     with pytest.raises(ConfigError, match="column 'L'"):
         fit_farseer(grid(), loss="L")
