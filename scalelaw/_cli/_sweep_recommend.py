@@ -141,6 +141,10 @@ def print_recommendation(fit: Any, rec: Any, width: int) -> None:
                       f"{opt['loss_opt'][i]:.4f}",
                       _note(opt, i))
     console.print(table)
+    skipped = fit.metadata.get("skipped_widths") or {}
+    if skipped:
+        console.print("left out (fewer than 3 finished LRs): "
+                      + ", ".join(f"width {w} ({n})" for w, n in skipped.items()))
     fitted = fit.metadata["fitted"]
     s, se = fitted["width_exponent"], fitted["se"]
     spread = f" +- {se:.3f} (s.e.)" if se is not None and math.isfinite(se) else ""

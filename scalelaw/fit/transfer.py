@@ -70,7 +70,9 @@ def lr_optima(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
     DataFrame
         ``width, lr_grid_best, loss_grid_best, lr_opt, loss_opt, edge, n_points``;
         ``lr_opt`` is the parabola's vertex, or the best grid LR when the best point is on
-        the edge of the grid (``edge`` True) or the parabola is not convex.
+        the edge of the grid (``edge`` True) or the parabola is not convex. Widths with
+        fewer than 3 finished, finite learning rates (e.g. still training) are left out
+        and listed in ``attrs["skipped"]`` (width: count); none left is an error.
     """
     for col in (width, lr, loss):
         if col not in summary:
@@ -85,15 +87,15 @@ def lr_optima(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
         raise ConfigError(f"column {lr!r}: learning rates must be > 0")
     if neighbours < 1:
         raise ConfigError(f"neighbours: must be >= 1, got {neighbours}")
-    rows = []
+    rows, skipped = [], {}
     for w, cell in data.groupby(width, sort=True):
         # a learning rate counts only if every run of it (e.g. every seed) finished: a
         # diverged seed must not leave the survivors to speak for an unstable LR
         curve = cell.groupby(lr, sort=True)[loss].agg(
             lambda v: v.mean() if v.notna().all() else np.nan).dropna()
-        if len(curve) < 3:
-            raise ConfigError(f"width {w}: {len(curve)} finite learning rates; at least 3 "
-                              "are needed to locate an optimum")
+        if len(curve) < 3:  # e.g. a width still training: skipped, and said so
+            skipped[float(w)] = int(len(curve))
+            continue
         x, y = np.log2(curve.index.to_numpy(float)), curve.to_numpy(float)
         best = int(np.argmin(y))
         edge = best in (0, len(y) - 1)
@@ -106,7 +108,13 @@ def lr_optima(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
                      "loss_grid_best": float(y[best]), "lr_opt": float(2.0 ** x_opt),
                      "loss_opt": float(np.polyval(coef, x_opt)) if ok else float(y[best]),
                      "edge": bool(edge), "n_points": int(hi - lo)})
-    return pd.DataFrame(rows)
+    if not rows:
+        detail = ", ".join(f"{w:g}: {n}" for w, n in skipped.items())
+        raise ConfigError(f"column {width!r}: no width has 3 finished learning rates with a "
+                          f"finite loss, needed to locate an optimum ({detail})")
+    out = pd.DataFrame(rows)
+    out.attrs["skipped"] = skipped
+    return out
 
 
 def _ols(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -178,8 +186,12 @@ def fit_lr_transfer(summary: pd.DataFrame, *, width: str = "width", lr: str = "l
     if drift == "auto":
         drift = "none" if parametrization in ("mup", "completep") else "fit"
     optima = lr_optima(data, width=width, lr=lr, loss=loss, neighbours=neighbours)
+    skipped = optima.attrs.get("skipped", {})
     if len(optima) < 2:
-        raise ConfigError(f"column {width!r}: one width; at least 2 are needed to fit a drift")
+        more = (f" (left out for lack of finished LRs: "
+                f"{', '.join(f'{w:g}' for w in skipped)})" if skipped else "")
+        raise ConfigError(f"column {width!r}: one width; at least 2 are needed to fit a "
+                          f"drift{more}")
     # an optimum on the grid's edge is only a bound: leave it out; refuse with < 2 left
     used = ~optima["edge"].to_numpy()
     if used.sum() < 2:
@@ -212,6 +224,7 @@ def fit_lr_transfer(summary: pd.DataFrame, *, width: str = "width", lr: str = "l
         objective=model["rss"], n_points=int(len(data)),
         metadata={"optima": optima.to_dict(orient="list"), "drift": drift,
                   "drift_requested": requested,
+                  "skipped_widths": {f"{w:g}": n for w, n in skipped.items()},
                   "dof": model["dof"], "residual_sd": model["residual_sd"],
                   "x_mean": model["x_mean"], "sxx": model["sxx"], "loss": loss,
                   "fitted": {"width_exponent": ols["slope"], "se": ols["se_slope"],

@@ -122,7 +122,7 @@ def test_two_widths_have_no_interval_and_save_round_trip(tmp_path):
     [
         (pd.concat([runs(0.0), runs(-1.0, name="sp")]), {}, "parametrization: .*mup, sp"),
         (runs(0.0), {"parametrization": "completep"}, "parametrization: 'completep'"),
-        (runs(0.0, lrs=LRS[:2]), {}, "width 32: 2 finite learning rates"),
+        (runs(0.0, lrs=LRS[:2]), {}, "no width has 3 finished learning rates .*32: 2"),
         (runs(0.0, widths=(64,)), {}, "column 'width': one width"),
         (runs(0.0).drop(columns="lr"), {}, "column 'lr'"),
         (runs(0.0).assign(lr=0.0), {}, "column 'lr': learning rates must be > 0"),
@@ -166,6 +166,17 @@ def test_a_diverged_seed_removes_its_learning_rate():
     b.loc[best, ["status", "final_eval_loss"]] = ("diverged", np.nan)
     opt = lr_optima(pd.concat([a, b]))
     assert not np.isin(opt["lr_grid_best"], a.loc[best, "lr"]).any()
+
+
+def test_an_unfinished_width_is_left_out_and_listed():
+    data = runs(0.0)
+    data.loc[(data["width"] == 256) & (data["lr"] > 5e-4), "status"] = "running"
+    fit = fit_lr_transfer(data)
+    assert fit.metadata["skipped_widths"] == {"256": 2}
+    assert pd.DataFrame(fit.metadata["optima"])["width"].tolist() == [32, 64, 128]
+    with pytest.raises(ConfigError, match=r"one width; .*left out .*: 64, 128, 256"):
+        fit_lr_transfer(data[data["width"] == 32].pipe(
+            lambda d: pd.concat([d, runs(0.0, widths=(64, 128, 256)).assign(status="running")])))
 
 
 def test_bad_settings_are_named():
