@@ -13,7 +13,9 @@ dtypes, the backend, the versions of JAX and the solver libraries and a hash of 
 own source; a later process deserialises it (milliseconds) instead of importing
 optimistix and tracing, and its compilation then hits JAX's persistent cache.
 User-defined laws (whose formula may change between runs without the key noticing) are
-never exported.
+never exported. Each version of the fit's code and libraries writes into its own folder
+(named by that fingerprint); starting a new one removes the others, so upgrades do not
+pile up stale programs.
 """
 
 from __future__ import annotations
@@ -145,7 +147,10 @@ class _ExportedProgram:
         import jax
         from jax import export
 
-        path = self.folder / f"{self.kind}-{key}.jaxexport"
+        folder = self.folder / _fingerprint()[:16]
+        path = folder / f"{self.kind}-{key}.jaxexport"
+        if not folder.is_dir():
+            _prune(self.folder)
         fn = jax.jit(functools.partial(_program(self.kind), law=self.law, **self.static))
         exp = None
         if path.is_file():
@@ -164,6 +169,18 @@ class _ExportedProgram:
             with contextlib.suppress(OSError):
                 path.unlink()
             return fn
+
+
+def _prune(root: Path) -> None:
+    """Remove programs exported by other versions of the code or libraries (each version
+    writes into its own fingerprint-named folder), so the cache does not grow with every
+    upgrade; a program still in use elsewhere is simply exported again."""
+    import shutil
+
+    if root.is_dir():
+        for old in root.iterdir():
+            if old.is_dir() and len(old.name) == 16:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_atomic(path: Path, data: bytes | bytearray) -> None:

@@ -40,7 +40,7 @@ def test_programs_written_then_loaded_without_tracing(tmp_path, fresh, monkeypat
     plain = fit_law(table(), init_grid=GRID, bootstrap=20, seed=3)
     with export_cache(tmp_path):
         first = fit_law(table(), init_grid=GRID, bootstrap=20, seed=3)
-    kinds = sorted(p.name.split("-")[0] for p in tmp_path.iterdir())
+    kinds = sorted(p.name.split("-")[0] for p in tmp_path.glob("*/*.jaxexport"))
     assert kinds[0] == "multistart" and "refits" in kinds and "whitening" in kinds
     assert first.objective == pytest.approx(plain.objective, rel=1e-12)
     for k, v in plain.samples.items():
@@ -67,14 +67,14 @@ def test_other_shapes_and_settings_get_their_own_program(tmp_path, fresh):
         fit_law(table(), init_grid=GRID)
         fit_law(table().head(30), init_grid=GRID)  # other row count
         fit_law(table(), init_grid=GRID, tol=1e-10)  # other static setting
-    assert len(list(tmp_path.glob("multistart-*.jaxexport"))) == 3
+    assert len(list(tmp_path.glob("*/multistart-*.jaxexport"))) == 3
 
 
 @needs_export
 def test_corrupt_file_is_replaced(tmp_path, fresh, monkeypatch):
     with export_cache(tmp_path):
         ref = fit_law(table(), init_grid=GRID)
-    (path,) = tmp_path.glob("multistart-*.jaxexport")
+    (path,) = tmp_path.glob("*/multistart-*.jaxexport")
     path.write_bytes(b"not a program")
     monkeypatch.setattr(_programs, "_COMPILED", {})
     with export_cache(tmp_path):
@@ -123,6 +123,17 @@ def test_a_failing_export_falls_back_to_the_plain_program(tmp_path, fresh, monke
         cached = fit_law(table(), init_grid=GRID)
     assert cached.objective == pytest.approx(plain.objective, rel=1e-12)
     assert not any(tmp_path.iterdir())
+
+
+@needs_export
+def test_programs_of_another_code_version_are_pruned(tmp_path, fresh):
+    stale = tmp_path / ("0" * 16)
+    stale.mkdir()
+    (stale / "multistart-old.jaxexport").write_bytes(b"x")
+    with export_cache(tmp_path):
+        fit_law(table(), init_grid=GRID)
+    (current,) = tmp_path.iterdir()
+    assert current.name == _programs._fingerprint()[:16] and any(current.iterdir())
 
 
 def test_a_replaced_builtin_law_is_not_exported():
