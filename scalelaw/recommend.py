@@ -185,10 +185,8 @@ def _from_transfer(fit: FitResult, width: Any, batch_law: published.PublishedLaw
     fitted = fit.metadata.get("fitted", {})
     s_fit, se = fitted.get("width_exponent", math.nan), fitted.get("se")
     se_text = f" +- {se:.3f}" if se is not None and math.isfinite(se) else ""
-    optima = fit.metadata.get("optima", {})
-    widths = [w for w, u in zip(optima.get("width", []),
-                                optima.get("used", [True] * len(optima.get("width", []))),
-                                strict=True) if u]
+    optima = fit.metadata["optima"]
+    widths = [w for w, used in zip(optima["width"], optima["used"], strict=True) if used]
     c = math.exp(fit.params["log_lr_ref"])
     if fit.metadata.get("drift") == "none":
         model = (f"lr* = {c:.4g} at every width (muP transfer: no drift; fitted exponent "
@@ -204,22 +202,21 @@ def _from_transfer(fit: FitResult, width: Any, batch_law: published.PublishedLaw
     if not intervals:
         notes.append("no LR interval: the fit has no residual degrees of freedom (2 widths "
                      "with a fitted drift; add a width or assume no drift)")
-    dof = fitted.get("dof") or 0
-    if se is not None and math.isfinite(se) and se > 0 and dof > 0 and abs(s_fit) / se > (
-            _t_quantile(dof)) and fit.metadata.get("drift") == "none":
+    if fitted.get("differs_from_zero") and fit.metadata.get("drift") == "none":
         notes.append(f"the fitted exponent {s_fit:+.3f} +- {se:.3f} differs from 0 at the 5% "
                      "level: the optimum drifts with width, so the no-drift prediction is "
                      "suspect (check the parametrization, or use drift 'fit')")
     if widths and target > 4 * max(widths):
         notes.append(f"lr carried from widths <= {max(widths):g} to {target:g}: check the "
                      "fitted exponent (muP: 0) and the interval")
+    tuned = fit.metadata.get("tuned_at")
+    if tuned:
+        notes.append(f"the LR was tuned at batch {tuned['batch_tokens']:,} tokens, "
+                     f"{tuned['tokens']:,} tokens, {tuned['schedule']} schedule, weight decay "
+                     f"{tuned['weight_decay']:g}; its interval covers the scatter across "
+                     "widths only, not the move to the batch, budget and schedule "
+                     "recommended here")
     return lr, batch_law.predict(n, d, seq_len)[1], intervals, label, notes
-
-
-def _t_quantile(dof: int, level: float = 0.95) -> float:
-    from scipy import stats
-
-    return float(stats.t.ppf(0.5 + level / 2, dof))
 
 
 def _load_laws(laws: Any) -> Any:

@@ -19,16 +19,19 @@ __all__ = ["sweep_recommendation"]
 
 
 def _records(store: Any, parametrization: str | None) -> tuple[list[dict], str]:
-    names = sorted({r["parametrization"] for r in store.records})
-    if parametrization is None:
-        if len(names) > 1:
-            raise ValueError(f"--parametrization: the sweep holds {', '.join(names)}; "
-                             "choose one")
-        parametrization = names[0]
-    elif parametrization not in names:
-        raise ValueError(f"--parametrization: {parametrization!r} is not in the sweep "
-                         f"({', '.join(names)})")
-    return [r for r in store.records if r["parametrization"] == parametrization], parametrization
+    """The chosen parametrization's trial records (the choice rules of the fit itself)."""
+    import pandas as pd
+
+    from scalelaw._cli.hparams import _as_flags
+    from scalelaw.errors import ConfigError
+    from scalelaw.fit.transfer import _select
+
+    names = pd.DataFrame({"parametrization": [r["parametrization"] for r in store.records]})
+    try:
+        _, name = _select(names, parametrization)
+    except ConfigError as err:
+        raise ValueError(_as_flags(str(err))) from None
+    return [r for r in store.records if r["parametrization"] == name], name
 
 
 _TRANSFER_AXES = {"model.width", "optimizer.lr", "train.seed", "parametrization.name"}
@@ -56,13 +59,12 @@ def _target_model(records: list[dict], width: int) -> Any:
         raise ValueError(f"--width: {err}") from None
 
 
-def _settings_note(config: dict) -> str:
-    train, model = config["train"], config["model"]
-    per_step = train["batch_size"] * model.get("context", 1)
-    return (f"the LR was tuned at batch {per_step:,} tokens, {train['tokens']:,} tokens, "
-            f"{config['schedule']['name']} schedule, weight decay "
-            f"{config['optimizer']['weight_decay']:g}; its interval covers the scatter across "
-            "widths only, not the move to the batch, budget and schedule recommended here")
+def _tuned_at(config: dict) -> dict[str, Any]:
+    """The sweep's fixed training settings, which the fitted LR belongs to."""
+    train = config["train"]
+    return {"batch_tokens": train["batch_size"] * config["model"].get("context", 1),
+            "tokens": train["tokens"], "schedule": config["schedule"]["name"],
+            "weight_decay": config["optimizer"]["weight_decay"]}
 
 
 def sweep_recommendation(sweep_dir: Path, *, width: int, tokens: float,
@@ -70,8 +72,6 @@ def sweep_recommendation(sweep_dir: Path, *, width: int, tokens: float,
                          seq_len: int | None = None, source: str = "steplaw",
                          drift: str = "auto") -> tuple[Any, Any, float]:
     """(transfer fit, Recommendation, N) for ``sweep_dir``'s results at ``width``."""
-    import dataclasses
-
     from scalelaw._cli.hparams import _as_flags
     from scalelaw.errors import ConfigError
     from scalelaw.fit.transfer import fit_lr_transfer
@@ -106,21 +106,20 @@ def sweep_recommendation(sweep_dir: Path, *, width: int, tokens: float,
     except ConfigError as err:
         raise ValueError(f"{sweep_dir}: {err}") from None
     fit.metadata.update({"sweep": store.name, "sweep_dir": str(sweep_dir),
-                         "parametrization_config": config["parametrization"]})
+                         "parametrization_config": config["parametrization"],
+                         "tuned_at": _tuned_at(config)})
     try:
         rec = recommend(n, tokens, laws=fit, width=width, parametrization=param,
                         seq_len=seq_len, source=source)
     except ValueError as err:
         raise ValueError(_as_flags(str(err))) from None
-    rec = dataclasses.replace(rec, notes=(*rec.notes, _settings_note(config)))
     return fit, rec, n
 
 
 def _note(optima: dict, i: int) -> str:
     if not optima["edge"][i]:
         return ""
-    used = optima.get("used", [True] * len(optima["edge"]))[i]
-    return "best LR on the grid's edge" + ("" if used else "; left out of the fit")
+    return "best LR on the grid's edge" + ("" if optima["used"][i] else "; left out of the fit")
 
 
 def print_recommendation(fit: Any, rec: Any, width: int) -> None:

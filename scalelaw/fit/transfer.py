@@ -100,10 +100,9 @@ def lr_optima(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
         best = int(np.argmin(y))
         edge = best in (0, len(y) - 1)
         lo, hi = max(0, best - neighbours), min(len(y), best + neighbours + 1)
-        vertex = math.nan if edge else parabola_minimum(x[lo:hi], y[lo:hi])[0]
+        vertex, coef = (math.nan, None) if edge else parabola_minimum(x[lo:hi], y[lo:hi])
         ok = math.isfinite(vertex) and x[lo] <= vertex <= x[hi - 1]
         x_opt = vertex if ok else x[best]
-        coef = np.polyfit(x[lo:hi], y[lo:hi], 2) if ok else None
         rows.append({"width": w, "lr_grid_best": float(2.0 ** x[best]),
                      "loss_grid_best": float(y[best]), "lr_opt": float(2.0 ** x_opt),
                      "loss_opt": float(np.polyval(coef, x_opt)) if ok else float(y[best]),
@@ -118,15 +117,17 @@ def lr_optima(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
 
 
 def _ols(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """OLS of y on x: intercept, slope, their standard errors, residual s.d., dof."""
+    """OLS of y on x: intercept, slope and its standard error, residual s.d., dof, and
+    whether the slope differs from 0 (two-sided t test at 5%)."""
     slope, intercept = np.polyfit(x, y, 1)
     dof = len(x) - 2
     resid = y - (intercept + slope * x)
     sd = float(np.sqrt(resid @ resid / dof)) if dof > 0 else math.nan
     sxx = float(((x - x.mean()) ** 2).sum())
+    se = sd / math.sqrt(sxx)
+    nonzero = bool(dof > 0 and se > 0 and abs(slope) / se > stats.t.ppf(0.975, dof))
     return {"intercept": float(intercept), "slope": float(slope), "dof": dof, "sd": sd,
-            "sxx": sxx, "rss": float(resid @ resid), "se_slope": sd / math.sqrt(sxx),
-            "se_intercept": sd * math.sqrt(1 / len(x) + x.mean() ** 2 / sxx)}
+            "sxx": sxx, "rss": float(resid @ resid), "se_slope": se, "nonzero": nonzero}
 
 
 def _select(summary: pd.DataFrame, parametrization: str | None,
@@ -177,7 +178,8 @@ def fit_lr_transfer(summary: pd.DataFrame, *, width: str = "width", lr: str = "l
         ``width_exponent`` (the s used for prediction) and ``reference_width``; metadata:
         the per-width optima (``used``: False for an optimum on the grid's edge, left out
         while two other widths remain), ``drift``, the fitted exponent and standard
-        errors (``fitted``), residual s.d. and degrees of freedom of the prediction model.
+        errors (``fitted``, with ``differs_from_zero``: a 5% t test of the exponent),
+        residual s.d. and degrees of freedom of the prediction model.
     """
     if drift not in ("auto", "fit", "none"):
         raise ConfigError(f"drift: must be 'auto', 'fit' or 'none', got {drift!r}")
@@ -228,7 +230,8 @@ def fit_lr_transfer(summary: pd.DataFrame, *, width: str = "width", lr: str = "l
                   "dof": model["dof"], "residual_sd": model["residual_sd"],
                   "x_mean": model["x_mean"], "sxx": model["sxx"], "loss": loss,
                   "fitted": {"width_exponent": ols["slope"], "se": ols["se_slope"],
-                             "log_lr_ref": ols["intercept"], "dof": ols["dof"]},
+                             "log_lr_ref": ols["intercept"], "dof": ols["dof"],
+                             "differs_from_zero": ols["nonzero"]},
                   "parametrization": parametrization,
                   "source": "per-width parabola vertices in log2 lr; "
                             + ("OLS of log lr* on log width" if drift == "fit" else
