@@ -21,15 +21,15 @@ def jax_cache(min_compile_secs: float | None = None) -> Path | None:
     """Turn on JAX's persistent compilation cache; call before JAX is imported.
 
     The directory is ``$JAX_COMPILATION_CACHE_DIR`` if set, else
-    ``$XDG_CACHE_HOME/scalelaw/jax`` (default ``~/.cache/scalelaw/jax``, the same as
-    ``scalelaw.sweep.plan.cache_dir() / "jax"``, computed here without importing the
-    sweep package). ``min_compile_secs`` lowers JAX's threshold (1 s) for which programs
+    :func:`scalelaw._paths.cache_dir` ``/ "jax"`` (default ``~/.cache/scalelaw/jax``).
+    ``min_compile_secs`` lowers JAX's threshold (1 s) for which programs
     are written, unless ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` is set. Returns the
     directory, or ``None`` if the user turned the cache off (``JAX_COMPILATION_CACHE_DIR``
     set to the empty string).
     """
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(base) / "scalelaw" / "jax"))
+    from scalelaw._paths import cache_dir
+
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_dir() / "jax"))
     if not os.environ["JAX_COMPILATION_CACHE_DIR"]:
         return None
     if min_compile_secs is not None:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scalelaw._paths import cache_dir
 from scalelaw.sweep.spec import SweepSpec
 from scalelaw.sweep.trial import Group, TrialConfig
 
@@ -171,12 +172,6 @@ def plan(spec: SweepSpec, *, peak: float | None = None, backend: str | None = No
 
 
 # ----------------------------------------------------------------------------- peak
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/scalelaw`` (default ``~/.cache/scalelaw``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "scalelaw"
-
-
 def measure_peak(n: int = 1024, repeats: int = 20, use_cache: bool = True) -> dict[str, Any]:
     """f32 ``n x n`` matmul FLOP/s with JAX on the default device, cached per machine.
 

@@ -47,6 +47,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from scalelaw._paths import cache_dir
 from scalelaw.corpus import load_corpus
 from scalelaw.train._member import Member, MemberResult
 from scalelaw.train.config import TrialLike
@@ -57,15 +58,13 @@ __all__ = ["DEFAULT_STEPS_PER_CALL", "MODES", "MemberResult", "enable_compilatio
 
 MODES = ("auto", "vmap", "sequential")
 DEFAULT_STEPS_PER_CALL = 10
-DEFAULT_CACHE = Path.home() / ".cache" / "scalelaw" / "jax"
-
-
-def enable_compilation_cache(path: Path = DEFAULT_CACHE) -> None:
-    """Use JAX's persistent compilation cache at ``path`` unless the user chose one
-    (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config.jax_compilation_cache_dir``)."""
+def enable_compilation_cache(path: Path | None = None) -> None:
+    """Use JAX's persistent compilation cache at ``path`` (default
+    :func:`scalelaw._paths.cache_dir` ``/ "jax"``, where the CLI puts it) unless the user
+    chose one (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config.jax_compilation_cache_dir``)."""
     if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
         return
-    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_compilation_cache_dir", str(path or cache_dir() / "jax"))
 
 
 def resolve_mode(mode: str) -> str:
