@@ -194,10 +194,21 @@ def holdout_error(result: FitResult, law: str | Law, x: Mapping[str, np.ndarray]
     """
     law = get_law(law)
     pred = law.predict(result.params, **x)
-    rel = np.abs(pred - y) / y
-    per_n = {f"{n:.6g}": float(rel[x["N"] == n].mean()) for n in np.unique(x["N"])}
+    return holdout_record(np.abs(pred - y) / y, np.asarray(x["N"]), above)
+
+
+def holdout_record(rel: np.ndarray, N: np.ndarray, above: float | None = None,
+                   ) -> dict[str, Any]:
+    """``mean_rel_error``, ``max_rel_error``, ``n``, ``per_N`` (and ``fit_N_max``) of the
+    held-out relative errors ``rel`` at sizes ``N``: the record every fitter writes to
+    ``metadata["holdout"]``.
+
+    >>> holdout_record(np.array([0.01, 0.03]), np.array([1e9, 2e9]), above=5e8)["per_N"]
+    {'1e+09': 0.01, '2e+09': 0.03}
+    """
+    per_n = {f"{n:.6g}": float(rel[N == n].mean()) for n in np.unique(N)}
     out = {"mean_rel_error": float(rel.mean()), "max_rel_error": float(rel.max()),
-           "n": int(len(y)), "per_N": per_n}
+           "n": int(len(rel)), "per_N": per_n}
     if above is not None:
         out["fit_N_max"] = float(above)
     return out

@@ -226,12 +226,9 @@ def fit_farseer(
         "stage1": terms.to_dict(orient="list"),
     }
     if holdout_above is not None:
-        held = ~train  # same record as fit_law's metadata["holdout"]
-        meta["holdout"] = {
-            "mean_rel_error": float(rel[held].mean()), "max_rel_error": float(rel[held].max()),
-            "n": int(held.sum()), "fit_N_max": float(holdout_above),
-            "per_N": {f"{n:.6g}": float(rel[held & (N == n)].mean()) for n in np.unique(N[held])},
-        }
+        from scalelaw.fit.bootstrap import holdout_record
+
+        meta["holdout"] = holdout_record(rel[~train], N[~train], holdout_above)
     return FitResult(
         law="farseer", params={k: p[k] for k in PARAMS}, kind="loss",
         conventions={"N": "non-embedding params", "D": "tokens", "loss": "as given"},
