@@ -162,9 +162,9 @@ class _ExportedProgram:
             if exp is None:
                 exp = export.export(fn)(*args)
                 _write_atomic(path, exp.serialize())
-            call = jax.jit(exp.call)
-            call.lower(*args)  # fails here, not mid-fit, if the artifact cannot run
-            return call
+            # compiled once here (hitting JAX's persistent cache), so an artifact that
+            # cannot run fails now, not mid-fit; this key has exactly these shapes
+            return jax.jit(exp.call).lower(*args).compile()
         except Exception:  # the disk cache is only a cache: fall back to the plain program
             with contextlib.suppress(OSError):
                 path.unlink()
