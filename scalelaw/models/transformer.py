@@ -263,11 +263,12 @@ def forward(
             pre = dense(h, w["w1"])  # (B, T, F)
             mlp = dense(jax.nn.silu(pre) * dense(h, w["w3"]), w["w2"])
         else:
-            mlp = gelu_mlp(h, w["w1"], w["w2"])
-            pre = h @ w["w1"]  # only for the statistics
+            pre, mlp = None, gelu_mlp(h, w["w1"], w["w2"])  # pre stays inside gelu_mlp
         x = x + res_mult * mlp
         if not with_activations:  # the training path carries no statistics through the scan
             return x, {}
+        if pre is None:
+            pre = h @ w["w1"]  # the GELU MLP's input, for the statistics only
         logits = jnp.einsum("bthk,bshk->bhts", qr, kr) * attn_scale
         s = {"q": l1(q), "k": l1(k), "v": l1(v), "attn_logits": l1(logits),
              "attn_out": l1(attn), "mlp_in": l1(pre), "mlp_out": l1(mlp), "residual": l1(x)}
