@@ -84,3 +84,22 @@ def console(stderr: bool = False) -> Any:
 
     stream = sys.stderr if stderr else sys.stdout
     return Console(stderr=stderr, soft_wrap=True, width=None if stream.isatty() else 140)
+
+
+_FLAGS = {"n_params": "--params", "n_tokens": "--tokens", "laws": "--laws",
+          "seq_len": "--seq-len", "source": "--source", "width": "--width",
+          "parametrization": "--parametrization"}
+
+
+def as_flags(message: str) -> str:
+    """Rewrite the leading ``arg, arg:`` of an API error (e.g. :func:`scalelaw.recommend`)
+    as the CLI options that set those arguments.
+
+    >>> as_flags("n_params, n_tokens: too large")
+    '--params, --tokens: too large'
+    """
+    head, sep, rest = message.partition(": ")
+    names = [h.strip() for h in head.split(",")]
+    if not sep or not all(h in _FLAGS for h in names):
+        return message
+    return ", ".join(_FLAGS[h] for h in names) + sep + rest

@@ -22,7 +22,7 @@ def _records(store: Any, parametrization: str | None) -> tuple[list[dict], str]:
     """The chosen parametrization's trial records (the choice rules of the fit itself)."""
     import pandas as pd
 
-    from scalelaw._cli.hparams import _as_flags
+    from scalelaw._cli._common import as_flags
     from scalelaw.errors import ConfigError
     from scalelaw.fit.transfer import _select
 
@@ -30,7 +30,7 @@ def _records(store: Any, parametrization: str | None) -> tuple[list[dict], str]:
     try:
         _, name = _select(names, parametrization)
     except ConfigError as err:
-        raise ValueError(_as_flags(str(err))) from None
+        raise ValueError(as_flags(str(err))) from None
     return [r for r in store.records if r["parametrization"] == name], name
 
 
@@ -72,7 +72,7 @@ def sweep_recommendation(sweep_dir: Path, *, width: int, tokens: float,
                          seq_len: int | None = None, source: str = "steplaw",
                          drift: str = "auto") -> tuple[Any, Any, float]:
     """(transfer fit, Recommendation, N) for ``sweep_dir``'s results at ``width``."""
-    from scalelaw._cli.hparams import _as_flags
+    from scalelaw._cli._common import as_flags
     from scalelaw.errors import ConfigError
     from scalelaw.fit.transfer import fit_lr_transfer
     from scalelaw.models.config import param_count
@@ -112,7 +112,7 @@ def sweep_recommendation(sweep_dir: Path, *, width: int, tokens: float,
         rec = recommend(n, tokens, laws=fit, width=width, parametrization=param,
                         seq_len=seq_len, source=source)
     except ValueError as err:
-        raise ValueError(_as_flags(str(err))) from None
+        raise ValueError(as_flags(str(err))) from None
     return fit, rec, n
 
 

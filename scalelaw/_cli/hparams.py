@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from scalelaw._cli._common import print_json
+from scalelaw._cli._common import as_flags, print_json
 
 
 def _table(title: str, rows: list[tuple[str, str]]) -> None:
@@ -115,7 +115,7 @@ def recommend_cmd(
         try:
             fit = _load_laws(laws)
         except ValueError as err:
-            raise ValueError(_as_flags(str(err))) from None
+            raise ValueError(as_flags(str(err))) from None
     swept = fit.metadata.get("parametrization_config") if fit is not None else None
     if parametrization is not None:
         from scalelaw.mup.rules import Parametrization
@@ -137,29 +137,11 @@ def recommend_cmd(
         rec = recommend(params, tokens, laws=fit, seq_len=seq_len, source=source,
                         parametrization=param, width=width)
     except ValueError as err:  # name the CLI option, not the Python argument
-        raise ValueError(_as_flags(str(err))) from None
+        raise ValueError(as_flags(str(err))) from None
     if as_json:
         print_json(rec.to_dict())
         return
     _table(f"recommendation for N = {params:.3g}, D = {tokens:.3g}", rec.rows())
-
-
-_FLAGS = {"n_params": "--params", "n_tokens": "--tokens", "laws": "--laws",
-          "seq_len": "--seq-len", "source": "--source", "width": "--width",
-          "parametrization": "--parametrization"}
-
-
-def _as_flags(message: str) -> str:
-    """Rewrite the leading ``arg, arg:`` of a :func:`recommend` error as CLI options.
-
-    >>> _as_flags("n_params, n_tokens: too large")
-    '--params, --tokens: too large'
-    """
-    head, sep, rest = message.partition(": ")
-    names = [h.strip() for h in head.split(",")]
-    if not sep or not all(h in _FLAGS for h in names):
-        return message
-    return ", ".join(_FLAGS[h] for h in names) + sep + rest
 
 
 def register(app: typer.Typer) -> None:
