@@ -164,7 +164,19 @@ def prediction_samples(result: FitResult, law: str | Law | None = None,
                        **inputs: Any) -> np.ndarray:
     """Predictions at ``inputs`` for every bootstrap draw, shape (draws, *broadcast(inputs)).
 
-    >>> # lo, hi = np.quantile(prediction_samples(res, N=7e10, D=1.4e12), [0.025, 0.975])
+    Two draws of Hoffmann et al.'s law that differ only in E, at two model sizes:
+
+    >>> p = {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28}
+    >>> res = FitResult(law="chinchilla", params=p,
+    ...                 samples={**{k: [v, v] for k, v in p.items()}, "E": [1.69, 1.79]})
+    >>> draws = prediction_samples(res, N=[7e10, 7e11], D=1.4e12)
+    >>> draws.shape
+    (2, 2)
+    >>> np.round(draws[:, 0], 4).tolist()  # Chinchilla's loss, then 0.1 higher
+    [1.9366, 2.0366]
+    >>> lo, hi = np.quantile(draws, [0.025, 0.975], axis=0)  # as prediction_interval does
+    >>> bool(np.all(lo < hi))
+    True
     """
     law = get_law(law or result.law)
     if not result.samples:

@@ -8,7 +8,34 @@
 
 Examples
 --------
->>> # fig = plot_surface(result, df); fig.savefig("fit.png")
+A table on Hoffmann et al.'s surface and that law as the fit (no fitting needed to plot):
+
+>>> import matplotlib
+>>> matplotlib.use("Agg")
+>>> import numpy as np, pandas as pd
+>>> from scalelaw.fit.result import FitResult
+>>> p = {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28}
+>>> N, D = (g.ravel() for g in np.meshgrid(np.geomspace(1e8, 1e10, 4),
+...                                        np.geomspace(2e9, 2e11, 4)))
+>>> df = pd.DataFrame({"N": N, "D": D, "loss": 1.69 + 406.4 / N**0.34 + 410.7 / D**0.28})
+>>> fit = FitResult(law="chinchilla", params=p)
+>>> ax = plot_surface(fit, df).axes[0]
+>>> ax.get_title(), ax.get_xscale(), ax.get_yscale()
+('chinchilla: fitted loss', 'log', 'log')
+>>> n_opt, d_opt = ax.get_lines()[0].get_data()  # the compute-optimal frontier
+>>> slope = np.polyfit(np.log(6 * n_opt * d_opt), np.log(n_opt), 1)[0]
+>>> round(float(slope), 3)  # N_opt grows as C^(beta / (alpha + beta)) = C^0.452
+0.452
+>>> r = plot_residuals(fit, df).axes[0].collections[0].get_offsets()[:, 1]
+>>> bool(np.abs(r).max() < 1e-9)  # the data lie on the law
+True
+>>> import os, tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "fit.png")
+>>> save_fit_figure(fit, df, path)
+>>> os.path.getsize(path) > 10_000
+True
+>>> import matplotlib.pyplot as plt
+>>> plt.close("all")
 """
 
 from __future__ import annotations

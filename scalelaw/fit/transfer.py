@@ -30,9 +30,10 @@ Examples
 ...     runs = pd.DataFrame([(w, lr, bowl(w, lr, s)) for w in (32, 64, 128) for lr in lrs],
 ...                         columns=["width", "lr", "final_eval_loss"])
 ...     fit = fit_lr_transfer(runs)
-...     print(f"{fit.params['width_exponent']:+.3f} {float(predict_lr(fit, 1024)[0]):.2e}")
-+0.000 8.00e-03
--1.000 2.50e-04
+...     s_hat = round(fit.params["width_exponent"], 3) + 0.0  # + 0.0: no "-0.0"
+...     print(s_hat, f"{float(predict_lr(fit, 1024)[0]):.2e}")
+0.0 8.00e-03
+-1.0 2.50e-04
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ Examples
 ...     "train": {"tokens": 4096, "batch_size": 8, "eval_every": 8, "eval_tokens": 512,
 ...               "log_every": 4}})
 >>> [result] = train_group([trial], [Path(tempfile.mkdtemp())])
->>> result.status, result.steps, result.final_eval_loss < 5.6
+>>> result.status, result.steps, result.final_eval_loss < 4.5  # uniform bytes: ln 256 = 5.55
 ('done', 16, True)
 """
 

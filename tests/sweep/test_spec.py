@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from scalelaw import schedules
 from scalelaw.errors import ConfigError
 from scalelaw.sweep import SCALAR_PATHS, TrialConfig, load_spec
 from scalelaw.sweep.sections import SCHEDULE_DEFAULTS
@@ -151,7 +152,6 @@ def test_accounting() -> None:
 
 
 def test_schedule_defaults_match_scalelaw_schedules() -> None:
-    schedules = pytest.importorskip("scalelaw.schedules")
     for name, defaults in SCHEDULE_DEFAULTS.items():
         params = inspect.signature(getattr(schedules, name)).parameters
         assert {k: params[k].default for k in defaults} == defaults

@@ -7,6 +7,7 @@ so the compiled chunk is shared by all tests (and cached across processes).
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -155,13 +156,22 @@ def test_tokens_flops_and_lr_accounting(sequential, tmp_path) -> None:
     assert [r["lr"] for r in rows] == pytest.approx(want, rel=1e-6)
     assert rows[0]["lr"] == pytest.approx(1e-3 * 3 * B * T / 1024)  # mid-warmup
 
-    power = trial(schedule={"name": "power", "warmup_tokens": 2048, "a": 0.5, "lr_max": 0.01})
+    # Power (Shen et al. 2024, Eq. 7-8), by hand: min(lr_max, beta a n^b) with beta = B
+    # sequences, n the tokens seen before the step, linear warmup over the first nw tokens;
+    # lr_max = 1 never binds (the largest LR is 0.0088), so beta and n set every value
+    a, b, nw, lr_max = 0.05, -0.5, 2048, 1.0
+    power = trial(schedule={"name": "power", "warmup_tokens": nw, "a": a, "b": b,
+                            "lr_max": lr_max})
     [d] = run([power], tmp_path, "sequential")
-    sched = schedules.power(batch_size=B, total_tokens=STEPS * B * T, warmup_tokens=2048,
-                            a=0.5, lr_max=0.01)
     rows = read_metrics(d)
-    want = [float(sched((r["step"] - 1) * B * T)) for r in rows]
+    law = lambda n: min(lr_max, B * a * n**b)  # noqa: E731
+    tokens = [(r["step"] - 1) * B * T for r in rows]  # 768 and 1792 are in the warmup
+    want = [n / nw * law(nw) if n < nw else law(n) for n in tokens]
+    assert max(want) < lr_max / 100 and sum(n < nw for n in tokens) == 2
     assert [r["lr"] for r in rows] == pytest.approx(want, rel=1e-6)  # optimizer.lr unused
+    assert rows[0]["lr"] == pytest.approx(768 / 2048 * B * a / math.sqrt(2048), rel=1e-6)
+    assert rows[-1]["lr"] == pytest.approx(B * a / math.sqrt(23 * B * T), rel=1e-6)
+    assert power.peak_lr == pytest.approx(law(nw))
 
 
 def test_bad_groups_are_rejected(tmp_path) -> None:
