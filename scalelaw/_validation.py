@@ -190,27 +190,46 @@ def _fields(cls: type) -> dict[str, FieldInfo]:
 def messages(exc: ValidationError, cls: type) -> list[tuple[str, str]]:
     """``(field, problem)`` for each of pydantic's errors, in the user's terms.
 
-    The field is the dotted location inside ``cls`` (``""`` for the section itself).
+    The field is the dotted location inside ``cls`` (``""`` for the section itself;
+    ``divergence.patience`` for a field of a nested section).
     """
     out: list[tuple[str, str]] = []
-    fields = _fields(cls)
     for err in exc.errors(include_url=False):
-        names = list(fields)
-        loc = [names[x] if i == 0 and isinstance(x, int) and x < len(names) else str(x)
-               for i, x in enumerate(err["loc"])]  # a positional argument: its field
+        owner, path, loc = cls, [], list(err["loc"])
+        if loc and isinstance(loc[0], int) and loc[0] < len(_fields(cls)):
+            loc[0] = list(_fields(cls))[loc[0]]  # a positional argument: its field
+        while len(loc) > 1 and loc[0] in _fields(owner):  # into a nested section
+            inner = _section_of(_fields(owner)[loc[0]].annotation)
+            if inner is None:
+                break
+            path.append(loc.pop(0))
+            if loc and loc[0] == inner.__name__:  # pydantic's tag for a union member
+                loc.pop(0)
+            owner = inner
+        fields = _fields(owner)
         kind, cause = err["type"], (err.get("ctx") or {}).get("error")
-        name = loc[0] if loc else ""
+        name = str(loc[0]) if loc else ""
         if isinstance(cause, FieldError):  # a cross-field rule names its own field
-            out.append((cause.path, cause.problem))
+            name, problem = cause.path, cause.problem
         elif kind in ("extra_forbidden", "unexpected_keyword_argument"):
-            out.append((name, f"unknown key (allowed: {', '.join(fields)})"))
+            problem = f"unknown key (allowed: {', '.join(fields)})"
         elif kind in ("missing", "missing_argument"):
-            out.append((name, "required"))
+            problem = "required"
         elif name in fields:
-            out.append((name, f"must be {describe(fields[name])}, got {show(err['input'])}"))
+            problem = f"must be {describe(fields[name])}, got {show(err['input'])}"
         else:
-            out.append((".".join(loc), " ".join(str(cause or err["msg"]).split())))
+            name = ".".join(map(str, loc))
+            problem = " ".join(str(cause or err["msg"]).split())
+        out.append((".".join([*path, name] if name else path), problem))
     return out
+
+
+def _section_of(tp: Any) -> type | None:
+    """The section class a field holds (``Rule`` or ``Rule | None``), else None."""
+    for t in (tp, *get_args(tp)):
+        if isinstance(t, type) and hasattr(t, "__pydantic_fields__"):
+            return t
+    return None
 
 
 def describe(tp: Any) -> str:
@@ -250,6 +269,8 @@ def _describe(tp: Any, meta: tuple[Any, ...]) -> str:
         return "a number" + _interval(bounds)
     if tp is str:
         return "a non-empty string" if bounds.get("min_length") else "a string"
+    if hasattr(tp, "__pydantic_fields__"):
+        return f"a mapping with keys among {', '.join(tp.__pydantic_fields__)}"
     return getattr(tp, "__name__", str(tp))
 
 

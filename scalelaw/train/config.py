@@ -29,10 +29,11 @@ scalelaw.errors.FieldError: lr: must be a number > 0, got -1.0
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
-from pydantic import Field, Strict
+from pydantic import Field, Strict, field_validator
 
 from scalelaw._validation import (
     Fraction,
@@ -45,8 +46,8 @@ from scalelaw._validation import (
 )
 from scalelaw.errors import FieldError
 
-__all__ = ["SCHEDULES", "SCHEDULE_CLASSES", "SCHEDULE_DEFAULTS", "ConstantSchedule",
-           "CosineSchedule", "OptimizerConfig", "PowerSchedule", "ScheduleConfig",
+__all__ = ["DEFAULT_DIVERGENCE", "SCHEDULES", "SCHEDULE_CLASSES", "SCHEDULE_DEFAULTS",
+           "ConstantSchedule", "CosineSchedule", "DivergenceRule", "OptimizerConfig", "PowerSchedule", "ScheduleConfig",
            "TrainConfig", "TrialLike", "WSDSchedule", "schedule_config"]
 
 NonPositiveFloat = Annotated[float, Strict(), Field(le=0)]
@@ -176,6 +177,51 @@ def schedule_config(data: Mapping[str, Any], prefix: str = "schedule", **how: An
 
 # ----------------------------------------------------------------------------- train
 @section
+class DivergenceRule:
+    """When a member counts as diverged (it is then frozen and recorded as such).
+
+    A member diverges at the first step whose loss, gradient norm or update norm is not
+    finite, or whose training loss is above ``max_loss``, or whose training loss has been
+    above ``max_factor`` times its first step's loss for ``patience`` steps in a row (a
+    run that blows up to a finite plateau: with muP, Adam and RMSNorm, too large an LR
+    gives large finite losses more often than NaN). The step that trips the rule is not
+    applied. The training loss is the batch's mean loss before the step's update, one
+    per optimizer step.
+
+    Parameters
+    ----------
+    max_loss : float or None
+        Absolute cap in nats; ``None``: ``3 ln(vocab)`` (three times a uniform guess).
+    max_factor : float or None
+        Factor over the member's first loss; ``None`` turns that test off. The default
+        1.5 catches a loss that climbs to twice its start and stays there.
+    patience : int
+        Consecutive steps above ``max_factor`` times the first loss that count as
+        diverged (a single spike does not).
+
+    Examples
+    --------
+    >>> round(DivergenceRule().loss_cap(vocab=256), 3)  # 3 ln 256
+    16.636
+    >>> DivergenceRule(max_factor=0.5)
+    Traceback (most recent call last):
+    ...
+    scalelaw.errors.FieldError: max_factor: must be a number > 1 (or null), got 0.5
+    """
+
+    max_loss: PositiveFloat | None = None
+    max_factor: Annotated[float, Strict(), Field(gt=1)] | None = 1.5
+    patience: PositiveInt = 10
+
+    def loss_cap(self, vocab: int) -> float:
+        """The absolute cap in force: ``max_loss``, or ``3 ln(vocab)``."""
+        return self.max_loss if self.max_loss is not None else 3.0 * math.log(vocab)
+
+
+DEFAULT_DIVERGENCE = DivergenceRule()
+
+
+@section
 class TrainConfig:
     """Token budget, batch size, evaluation, logging and the per-member init seed.
 
@@ -184,7 +230,9 @@ class TrainConfig:
     ``round(tokens_per_param * n_params_nonembed)`` (Chinchilla-style grids).
     ``eval_every``, ``log_every`` and ``checkpoint_every`` count steps
     (``checkpoint_every=None``: only at the end). ``seed`` seeds the initialisation; the
-    data order is ``data.seed``.
+    data order is ``data.seed``. ``divergence`` is the :class:`DivergenceRule`
+    (``None``, or a rule equal to the default, is stored as ``None``, so configs that
+    leave it out keep their trial ids; :attr:`divergence_rule` is the rule in force).
     """
 
     tokens: PositiveInt | None = None
@@ -195,6 +243,17 @@ class TrainConfig:
     seed: NonNegativeInt = 0
     checkpoint_every: PositiveInt | None = None
     log_every: PositiveInt = 10
+    divergence: DivergenceRule | None = None
+
+    @field_validator("divergence")
+    @classmethod
+    def _default_is_none(cls, rule: DivergenceRule | None) -> DivergenceRule | None:
+        return None if rule == DEFAULT_DIVERGENCE else rule
+
+    @property
+    def divergence_rule(self) -> DivergenceRule:
+        """The divergence rule in force (the default where none is given)."""
+        return self.divergence or DEFAULT_DIVERGENCE
 
 
 # ----------------------------------------------------------------------------- protocol
