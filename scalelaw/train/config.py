@@ -47,8 +47,9 @@ from scalelaw._validation import (
 from scalelaw.errors import FieldError
 
 __all__ = ["DEFAULT_DIVERGENCE", "SCHEDULES", "SCHEDULE_CLASSES", "SCHEDULE_DEFAULTS",
-           "ConstantSchedule", "CosineSchedule", "DivergenceRule", "OptimizerConfig", "PowerSchedule", "ScheduleConfig",
-           "TrainConfig", "TrialLike", "WSDSchedule", "schedule_config"]
+           "ConstantSchedule", "CosineSchedule", "DivergenceRule", "OptimizerConfig",
+           "PowerSchedule", "ScheduleConfig", "TrainConfig", "TrialLike", "WSDSchedule",
+           "schedule_config"]
 
 NonPositiveFloat = Annotated[float, Strict(), Field(le=0)]
 
