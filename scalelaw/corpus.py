@@ -43,7 +43,6 @@ True
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import glob
 import hashlib
@@ -53,12 +52,22 @@ import sysconfig
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field, Strict, model_validator
 
 from scalelaw._token_files import load_token_files
-from scalelaw.errors import ConfigError
+from scalelaw._validation import (
+    Flag,
+    NonEmptyStr,
+    NonNegativeInt,
+    Paths,
+    PositiveInt,
+    section,
+    validate,
+)
+from scalelaw.errors import ConfigError, FieldError
 
 __all__ = ["BYTE_VOCAB", "SEPARATOR", "SOURCES", "Corpus", "DataConfig", "load_corpus"]
 
@@ -71,7 +80,7 @@ _SKIP_DIRS = frozenset({"site-packages", "dist-packages", "__pycache__"})
 _TEST_DIRS = frozenset({"test", "tests", "idle_test"})
 
 
-@dataclass(frozen=True)
+@section
 class DataConfig:
     """Where the tokens come from and the data-order seed.
 
@@ -102,7 +111,7 @@ class DataConfig:
 
     Raises
     ------
-    ValueError
+    ConfigError
         With a message ``"<field>: <problem>"`` naming the offending field.
 
     Examples
@@ -112,74 +121,51 @@ class DataConfig:
     >>> DataConfig("stdlib", vocab=512)
     Traceback (most recent call last):
     ...
-    ValueError: vocab: byte-level sources have vocab 256, got 512
+    scalelaw.errors.FieldError: vocab: byte-level sources have vocab 256, got 512
     """
 
-    source: str = "stdlib"
-    seed: int = 0
-    paths: tuple[str, ...] = ()
-    path: str | None = None
-    vocab: int | None = None
-    dtype: str | None = None
-    val_path: str | None = None
-    val_fraction: float | None = None
-    include_tests: bool = False
+    source: Literal[SOURCES] = "stdlib"  # type: ignore[valid-type]
+    seed: NonNegativeInt = 0
+    paths: Paths = ()
+    path: NonEmptyStr | None = None
+    vocab: PositiveInt | None = None
+    dtype: Literal[TOKEN_DTYPES] | None = None  # type: ignore[valid-type]
+    val_path: NonEmptyStr | None = None
+    val_fraction: Annotated[float, Strict(), Field(gt=0, lt=1)] | None = None
+    include_tests: Flag = False
 
-    def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"source: must be one of {', '.join(SOURCES)}, got {self.source!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed: must be a non-negative integer, got {self.seed!r}")
-        only = {"paths": "text", "path": "tokens", "dtype": "tokens", "val_path": "tokens"}
-        only["include_tests"] = "stdlib"
+    @model_validator(mode="after")
+    def _per_source(self) -> DataConfig:
+        only = {"paths": "text", "path": "tokens", "dtype": "tokens", "val_path": "tokens",
+                "include_tests": "stdlib"}
         for name, source in only.items():
             if self.source != source and getattr(self, name) not in (None, (), False):
-                raise ValueError(f"{name}: only allowed with source {source!r}")
+                raise FieldError(name, f"only allowed with source {source!r}")
         if self.source == "tokens":
             self._check_tokens()
         else:
-            self._check_bytes()
-        fraction = self.val_fraction
-        if fraction is None and self.val_path is None:
-            fraction = DEFAULT_VAL_FRACTION
-        if fraction is not None:
-            number = isinstance(fraction, int | float) and not isinstance(fraction, bool)
-            if not number or not 0 < fraction < 1:
-                raise ValueError(f"val_fraction: must be a number in (0, 1), got {fraction!r}")
-            if self.val_path is not None:
-                raise ValueError("val_fraction: give val_fraction or val_path, not both")
-            object.__setattr__(self, "val_fraction", float(fraction))
-
-    def _check_bytes(self) -> None:
-        if self.vocab not in (None, BYTE_VOCAB):
-            raise ValueError(f"vocab: byte-level sources have vocab 256, got {self.vocab!r}")
-        object.__setattr__(self, "vocab", BYTE_VOCAB)
-        if not isinstance(self.include_tests, bool):
-            raise ValueError(f"include_tests: must be true or false, got {self.include_tests!r}")
-        if self.source == "text":
-            paths = self.paths
-            if isinstance(paths, str) or not isinstance(paths, list | tuple) or not paths:
-                raise ValueError(f"paths: must be a non-empty list of paths, got {paths!r}")
-            for i, p in enumerate(paths):
-                if not isinstance(p, str) or not p:
-                    raise ValueError(f"paths[{i}]: must be a non-empty string, got {p!r}")
-            object.__setattr__(self, "paths", tuple(paths))
+            if self.vocab not in (None, BYTE_VOCAB):
+                raise FieldError("vocab", f"byte-level sources have vocab 256, got {self.vocab}")
+            object.__setattr__(self, "vocab", BYTE_VOCAB)
+            if self.source == "text" and not self.paths:
+                raise FieldError("paths", "required for source 'text': a non-empty list of "
+                                          "files, directories or glob patterns")
+        if self.val_fraction is not None and self.val_path is not None:
+            raise FieldError("val_fraction", "give val_fraction or val_path, not both")
+        if self.val_fraction is None and self.val_path is None:
+            object.__setattr__(self, "val_fraction", DEFAULT_VAL_FRACTION)
+        return self
 
     def _check_tokens(self) -> None:
-        for name in ("path", "val_path"):
-            value = getattr(self, name)
-            if (value is not None or name == "path") and (not isinstance(value, str) or not value):
-                raise ValueError(f"{name}: must be a file path, got {value!r}")
+        if self.path is None:
+            raise FieldError("path", "required for source 'tokens' (the token file)")
+        if self.vocab is None:
+            raise FieldError("vocab", "required for source 'tokens' (a positive integer)")
         dtype = "uint16" if self.dtype is None else self.dtype
-        if dtype not in TOKEN_DTYPES:
-            raise ValueError(f"dtype: must be one of {', '.join(TOKEN_DTYPES)}, got {dtype!r}")
         object.__setattr__(self, "dtype", dtype)
-        vocab = self.vocab
-        if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab <= 0:
-            raise ValueError(f"vocab: source 'tokens' needs a positive integer, got {vocab!r}")
         limit = 1 << (8 * np.dtype(dtype).itemsize)
-        if vocab > limit:
-            raise ValueError(f"vocab: must be <= {limit} for dtype {dtype}, got {vocab}")
+        if self.vocab > limit:
+            raise FieldError("vocab", f"must be <= {limit} for dtype {dtype}, got {self.vocab}")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], prefix: str = "data") -> DataConfig:
@@ -192,20 +178,9 @@ class DataConfig:
         >>> DataConfig.from_mapping({"sorce": "text"})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        scalelaw.errors.ConfigError: data.sorce: unknown key (allowed: source, seed, ...)
+        scalelaw.errors.FieldError: data.sorce: unknown key (allowed: source, seed, ...)
         """
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in data:
-            if key not in names:
-                allowed = ", ".join(names)
-                raise ConfigError(f"{prefix}.{key}: unknown key (allowed: {allowed})")
-        kwargs = dict(data)
-        if isinstance(kwargs.get("paths"), list):
-            kwargs["paths"] = tuple(kwargs["paths"])
-        try:
-            return cls(**kwargs)
-        except ValueError as exc:
-            raise ConfigError(f"{prefix}.{exc}") from None
+        return validate(cls, data, prefix)
 
 
 @dataclass(frozen=True, eq=False)

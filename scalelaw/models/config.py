@@ -27,14 +27,24 @@ True
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from scalelaw._validation import (
+    FieldError,
+    Flag,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    section,
+)
 
 FAMILIES = ("transformer", "mlp")
 MLP_KINDS = ("gelu", "swiglu")
 
 
-@dataclass(frozen=True)
+@section
 class TransformerConfig:
     """A LLaMA-style decoder: pre-norm RMSNorm, rotary positions, no biases.
 
@@ -56,28 +66,26 @@ class TransformerConfig:
     mlp : {"gelu", "swiglu"}
     tied_embeddings : bool
         Share the embedding matrix with the readout.
+    family : "transformer"
+        The discriminator of :data:`ModelConfig` (a spec's ``model.family``).
     """
 
-    width: int = 128
-    depth: int = 2
-    head_dim: int = 32
-    mlp_ratio: float = 4.0
-    context: int = 128
-    vocab: int = 256
-    mlp: str = "gelu"
-    tied_embeddings: bool = False
+    width: PositiveInt = 128
+    depth: PositiveInt = 2
+    head_dim: PositiveInt = 32
+    mlp_ratio: PositiveFloat = 4.0
+    context: PositiveInt = 128
+    vocab: PositiveInt = 256
+    mlp: Literal[MLP_KINDS] = "gelu"  # type: ignore[valid-type]
+    tied_embeddings: Flag = False
+    family: Literal["transformer"] = Field(default="transformer", repr=False)
 
-    def __post_init__(self) -> None:
-        for name in ("width", "depth", "head_dim", "context", "vocab"):
-            _positive_int(name, getattr(self, name))
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> TransformerConfig:
         if self.width % self.head_dim:
-            raise ValueError(
-                f"width: must be divisible by head_dim={self.head_dim}, got {self.width}"
-            )
-        if not isinstance(self.mlp_ratio, int | float) or self.mlp_ratio <= 0:
-            raise ValueError(f"mlp_ratio: must be a positive number, got {self.mlp_ratio!r}")
-        if self.mlp not in MLP_KINDS:
-            raise ValueError(f"mlp: must be one of {', '.join(MLP_KINDS)}, got {self.mlp!r}")
+            raise FieldError("width", f"must be divisible by head_dim={self.head_dim}, "
+                                      f"got {self.width}")
+        return self
 
     @property
     def n_heads(self) -> int:
@@ -92,29 +100,26 @@ class TransformerConfig:
         return dataclasses.replace(self, **changes)
 
 
-@dataclass(frozen=True)
+@section
 class MLPConfig:
     """A plain MLP ``d_in -> width -> ... -> width -> d_out`` for fast tests.
 
     ``depth`` counts the hidden (width x width) layers; activations are ReLU.
     """
 
-    width: int = 128
-    depth: int = 2
-    d_in: int = 32
-    d_out: int = 10
-
-    def __post_init__(self) -> None:
-        for name in ("width", "d_in", "d_out"):
-            _positive_int(name, getattr(self, name))
-        if isinstance(self.depth, bool) or not isinstance(self.depth, int) or self.depth < 0:
-            raise ValueError(f"depth: must be a non-negative integer, got {self.depth!r}")
+    width: PositiveInt = 128
+    depth: NonNegativeInt = 2
+    d_in: PositiveInt = 32
+    d_out: PositiveInt = 10
+    family: Literal["mlp"] = Field(default="mlp", repr=False)
 
     def replace(self, **changes: Any) -> MLPConfig:
         return dataclasses.replace(self, **changes)
 
 
-ModelConfig = TransformerConfig | MLPConfig
+ModelConfig = Annotated[TransformerConfig | MLPConfig, Field(discriminator="family")]
+"""A model config of either family, told apart by ``family``."""
+MODEL_CLASSES = {"transformer": TransformerConfig, "mlp": MLPConfig}
 
 
 def param_count(config: ModelConfig, embeddings: bool = False) -> int:
@@ -147,8 +152,3 @@ def flops_per_token(config: ModelConfig) -> int:
     matmul_params = param_count(config) + config.width * config.vocab  # + readout
     attention = 12 * config.depth * config.context * config.width
     return 6 * matmul_params + attention
-
-
-def _positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name}: must be a positive integer, got {value!r}")

@@ -56,6 +56,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import Field, Strict
+
+from scalelaw._validation import Flag, PositiveFloat, PositiveInt, section
 
 NAMES = ("sp", "mup", "completep")
 WEIGHT_DECAY_RULES = ("independent", "sqrt", "fixed")
@@ -88,7 +93,7 @@ class LayerRule:
     eps_mult: float = 1.0
 
 
-@dataclass(frozen=True)
+@section
 class Parametrization:
     """How initialisation, forward multipliers and per-parameter LR/WD scale with shape.
 
@@ -125,40 +130,21 @@ class Parametrization:
 
     Raises
     ------
-    ValueError
+    ConfigError
         If any field is invalid; the message names the field and the allowed values.
     """
 
-    name: str = "mup"
-    base_width: int = 256
-    base_depth: int | None = None
-    weight_decay_rule: str = "independent"
-    scale_adam_eps: bool = False
-    output_mult: float = 1.0
-    attn_scale: str | None = None
-    zero_init_readout: bool = False
-    zero_init_query: bool = False
-    completep_alpha: float = 1.0
-    base_head_dim: int | None = None
-
-    def __post_init__(self) -> None:
-        _check_choice("name", self.name, NAMES)
-        _check_choice("weight_decay_rule", self.weight_decay_rule, WEIGHT_DECAY_RULES)
-        if self.attn_scale is not None:
-            _check_choice("attn_scale", self.attn_scale, ATTN_SCALES)
-        _check_positive_int("base_width", self.base_width)
-        if self.base_depth is not None:
-            _check_positive_int("base_depth", self.base_depth)
-        if self.base_head_dim is not None:
-            _check_positive_int("base_head_dim", self.base_head_dim)
-        for field in ("scale_adam_eps", "zero_init_readout", "zero_init_query"):
-            if not isinstance(getattr(self, field), bool):
-                raise ValueError(f"{field}: must be true or false, got {getattr(self, field)!r}")
-        if not _is_real(self.output_mult) or not self.output_mult > 0:
-            raise ValueError(f"output_mult: must be a positive number, got {self.output_mult!r}")
-        alpha = self.completep_alpha
-        if not _is_real(alpha) or not 0 < alpha <= 1:
-            raise ValueError(f"completep_alpha: must lie in (0, 1], got {alpha!r}")
+    name: Literal[NAMES] = "mup"  # type: ignore[valid-type]
+    base_width: PositiveInt = 256
+    base_depth: PositiveInt | None = None
+    weight_decay_rule: Literal[WEIGHT_DECAY_RULES] = "independent"  # type: ignore[valid-type]
+    scale_adam_eps: Flag = False
+    output_mult: PositiveFloat = 1.0
+    attn_scale: Literal[ATTN_SCALES] | None = None  # type: ignore[valid-type]
+    zero_init_readout: Flag = False
+    zero_init_query: Flag = False
+    completep_alpha: Annotated[float, Strict(), Field(gt=0, le=1)] = 1.0
+    base_head_dim: PositiveInt | None = None
 
     # ------------------------------------------------------------------ shape-level
     @property
@@ -254,12 +240,3 @@ def _check_choice(field: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         choices = ", ".join(repr(a) for a in allowed)
         raise ValueError(f"{field}: must be one of {choices}, got {value!r}")
-
-
-def _check_positive_int(field: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{field}: must be a positive integer, got {value!r}")
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,95 +1,45 @@
-"""Field kinds of the sweep schema: one checker per field path, plus canonical hashing.
+"""Field paths of a sweep spec (``"model.width"``), read off the typed sections.
 
-``KINDS`` maps every dotted field path (``"model.width"``) to its kind (see
-:mod:`scalelaw._kinds`); the optimizer, schedule and train entries are
-:data:`scalelaw.train.config.SECTION_KINDS`, so each field is declared once, and the
-dataclasses of :mod:`scalelaw.sweep.trial` and the YAML loader both use the table.
+Nothing is declared here: a path's type and constraints are those of the section classes
+(:data:`SECTION_CLASSES`), so :func:`check_value` checks a swept value exactly as the
+section will. Also the ids' canonical hashing.
 
 Examples
 --------
->>> KINDS["train.tokens"](2.0e5)
+>>> check_value("train.tokens", 2.0e5)
 200000
->>> KINDS["model.width"](-3)
+>>> check_value("model.width", -3)
 Traceback (most recent call last):
 ...
-scalelaw._kinds.Invalid: must be a positive integer, got -3
+scalelaw.errors.FieldError: model.width: must be a positive integer, got -3
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
 
-from scalelaw._kinds import (
-    POSITIVE,
-    Invalid,
-    Kind,
-    boolean,
-    choice,
-    integer,
-    number,
-    optional,
-    show,
-    string,
-    string_list,
-)
-from scalelaw.corpus import SOURCES, TOKEN_DTYPES
-from scalelaw.errors import ConfigError
-from scalelaw.models.config import FAMILIES, MLP_KINDS
-from scalelaw.mup.rules import ATTN_SCALES, NAMES, WEIGHT_DECAY_RULES
-from scalelaw.train.config import SECTION_KINDS
+from scalelaw._validation import check_field, show
+from scalelaw.corpus import DataConfig
+from scalelaw.errors import ConfigError, FieldError
+from scalelaw.models.config import MODEL_CLASSES
+from scalelaw.mup.rules import Parametrization
+from scalelaw.train.config import SCHEDULE_CLASSES, OptimizerConfig, TrainConfig
 
-
-def config_error(where: str, problem: str) -> ConfigError:
-    """``ConfigError("where: problem")`` on one line."""
-    return ConfigError(f"{where}: {' '.join(str(problem).split())}")
-
-
-KINDS: dict[str, Kind] = {
-    # model (both families; family-specific fields are checked when a trial is built)
-    "model.family": choice(*FAMILIES),
-    "model.width": integer(1),
-    "model.depth": integer(0),
-    "model.head_dim": integer(1),
-    "model.mlp_ratio": POSITIVE,
-    "model.context": integer(1),
-    "model.vocab": optional(integer(1)),
-    "model.mlp": choice(*MLP_KINDS),
-    "model.tied_embeddings": boolean,
-    "model.d_in": integer(1),
-    "model.d_out": integer(1),
-    # parametrization (scalelaw.mup.rules.Parametrization)
-    "parametrization.name": choice(*NAMES),
-    "parametrization.base_width": integer(1),
-    "parametrization.base_depth": optional(integer(1)),
-    "parametrization.weight_decay_rule": choice(*WEIGHT_DECAY_RULES),
-    "parametrization.scale_adam_eps": boolean,
-    "parametrization.output_mult": POSITIVE,
-    "parametrization.attn_scale": optional(choice(*ATTN_SCALES)),
-    "parametrization.zero_init_readout": boolean,
-    "parametrization.zero_init_query": boolean,
-    "parametrization.completep_alpha": number(0, 1, open_high=False),
-    "parametrization.base_head_dim": optional(integer(1)),
-    # optimizer (AdamW), schedule (scalelaw.schedules; None = that schedule's default)
-    **{f"{section}.{name}": kind for section in ("optimizer", "schedule")
-       for name, kind in SECTION_KINDS[section].items()},
-    # data (scalelaw.corpus.DataConfig)
-    "data.source": choice(*SOURCES),
-    "data.seed": integer(0),
-    "data.paths": string_list,
-    "data.path": optional(string),
-    "data.vocab": optional(integer(1)),
-    "data.dtype": optional(choice(*TOKEN_DTYPES)),
-    "data.val_path": optional(string),
-    "data.val_fraction": optional(number(0, 1)),
-    "data.include_tests": boolean,
-    # train
-    **{f"train.{name}": kind for name, kind in SECTION_KINDS["train"].items()},
+SECTION_CLASSES: dict[str, tuple[type, ...]] = {
+    "model": tuple(MODEL_CLASSES.values()),
+    "parametrization": (Parametrization,),
+    "optimizer": (OptimizerConfig,),
+    "schedule": tuple(SCHEDULE_CLASSES.values()),
+    "data": (DataConfig,),
+    "train": (TrainConfig,),
 }
+"""The classes that declare each section's fields (several: model families, schedules)."""
 
-SECTIONS = ("model", "parametrization", "optimizer", "schedule", "data", "train")
+SECTIONS = tuple(SECTION_CLASSES)
 
 SCALAR_PATHS = frozenset({
     "optimizer.lr", "optimizer.weight_decay", "optimizer.b1", "optimizer.b2", "optimizer.eps",
@@ -101,43 +51,59 @@ SCALAR_PATHS = frozenset({
 the compiled program's structure, nor the data stream (see :meth:`SweepSpec.groups`)."""
 
 
+def config_error(where: str, problem: str) -> ConfigError:
+    """``FieldError("where: problem")`` on one line."""
+    return FieldError(where, problem)
+
+
 def section_fields(section: str) -> list[str]:
-    """Field names of ``section`` in schema order."""
-    return [p.split(".", 1)[1] for p in KINDS if p.split(".", 1)[0] == section]
+    """Field names of ``section`` (every family's or kind's), in declaration order."""
+    names: dict[str, None] = {}
+    for cls in SECTION_CLASSES[section]:
+        names.update(dict.fromkeys(f.name for f in dataclasses.fields(cls)))
+    return list(names)
 
 
 def check_path(path: Any) -> tuple[str, str]:
-    """Split a dotted path into (section, field), or raise :class:`Invalid`."""
+    """Split a dotted path into (section, field), or raise :class:`FieldError`."""
     if not isinstance(path, str) or path.count(".") != 1:
-        raise Invalid(f"must be a dotted field path such as 'model.width', got {show(path)}")
+        raise FieldError("", f"must be a dotted field path such as 'model.width', "
+                             f"got {show(path)}")
     section, name = path.split(".")
-    if section not in SECTIONS:
-        raise Invalid(f"unknown section {section!r} (allowed: {', '.join(SECTIONS)})")
-    if path not in KINDS:
+    if section not in SECTION_CLASSES:
+        raise FieldError("", f"unknown section {section!r} (allowed: {', '.join(SECTIONS)})")
+    if name not in section_fields(section):
         allowed = ", ".join(section_fields(section))
-        raise Invalid(f"unknown field {name!r} of {section} (allowed: {allowed})")
+        raise FieldError("", f"unknown field {name!r} of {section} (allowed: {allowed})")
     return section, name
 
 
 def check_value(path: str, value: Any) -> Any:
-    """Canonical form of ``value`` for field ``path`` (raises :class:`Invalid`)."""
-    return KINDS[path](value)
+    """Canonical form of ``value`` for field ``path`` (raises :class:`FieldError`).
+
+    A field several families or schedule kinds declare takes what any of them takes;
+    the section that is built checks it again.
+    """
+    section, name = path.split(".")
+    try:
+        return check_field(SECTION_CLASSES[section], name, value)
+    except FieldError as exc:
+        raise FieldError(path, exc.problem) from None
 
 
 def check_section(section: str, data: Any, where: str | None = None) -> dict[str, Any]:
-    """Validate one section mapping; errors are ConfigErrors located at ``where.key``."""
+    """Check each field of a (partial) section mapping; errors name ``where.key``."""
     where = where or section
     if not isinstance(data, Mapping):
         raise config_error(where, f"must be a mapping of fields, got {show(data)}")
     out = {}
     for key, value in data.items():
-        path = f"{section}.{key}"
-        if path not in KINDS:
+        if key not in section_fields(section):
             allowed = ", ".join(section_fields(section))
             raise config_error(f"{where}.{key}", f"unknown key (allowed: {allowed})")
         try:
-            out[key] = check_value(path, value)
-        except Invalid as exc:
+            out[key] = check_value(f"{section}.{key}", value)
+        except FieldError as exc:
             raise config_error(f"{where}.{key}", exc.problem) from None
     return out
 

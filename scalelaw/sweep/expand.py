@@ -46,9 +46,10 @@ from typing import Any
 import numpy as np
 
 from scalelaw.corpus import DataConfig
+from scalelaw.errors import FieldError
 from scalelaw.models.config import MLPConfig, TransformerConfig
 from scalelaw.mup.rules import Parametrization
-from scalelaw.sweep._fields import Invalid, check_path, check_value, config_error
+from scalelaw.sweep._fields import check_path, check_value, config_error
 from scalelaw.train.config import OptimizerConfig, TrainConfig
 
 __all__ = ["Axis", "Override", "Point", "default_value", "expand", "parse_overrides",
@@ -144,7 +145,7 @@ def _zip_axis(group: Any, where: str) -> Axis:
 def _path(key: Any, where: str) -> None:
     try:
         check_path(key)
-    except Invalid as exc:
+    except FieldError as exc:
         raise config_error(where, exc.problem) from None
 
 
@@ -169,7 +170,7 @@ def axis_values(path: str, spec: Any, where: str) -> list[Any]:
     for i, value in enumerate(raw):
         try:
             values.append(check_value(path, value))
-        except Invalid as exc:
+        except FieldError as exc:
             raise config_error(f"{where}[{i}]", exc.problem) from None
     _no_duplicates([{path: v} for v in values], where)
     return values
@@ -276,7 +277,7 @@ def parse_overrides(overrides: Any) -> list[Override]:
 def _checked(path: str, value: Any, where: str) -> Any:
     try:
         return check_value(path, value)
-    except Invalid as exc:
+    except FieldError as exc:
         raise config_error(where, exc.problem) from None
 
 

@@ -103,11 +103,13 @@ class SweepStore:
         ``{"file", "name", "trials": [trial ids]}`` per spec file.
     """
 
-    def __init__(self, root: Path, index: dict[str, Any]) -> None:
+    def __init__(self, root: Path, index: dict[str, Any],
+                 trials: Sequence[TrialConfig] = ()) -> None:
         self.root = Path(root)
         self.name: str = index["name"]
         self.records: list[dict[str, Any]] = index["trials"]
         self.specs: list[dict[str, Any]] = index["specs"]
+        self._known = {t.trial_id: t for t in trials}  # parsed already: not parsed again
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -156,6 +158,7 @@ class SweepStore:
         ids = [t.trial_id for t in spec.trials()]
         if (root / INDEX).exists():
             store = cls.open(root)
+            store._known.update((t.trial_id, t) for t in spec.trials())
             if store._matches(spec.name, ids):
                 return store
             if not extend:
@@ -170,7 +173,7 @@ class SweepStore:
         index = {"format": FORMAT, "name": spec.name, "created": _now(),
                  "specs": [{"file": SPEC, "name": spec.name, "trials": ids}], "trials": records}
         atomic_write(root / INDEX, json.dumps(index, indent=1))
-        return cls(root, index)
+        return cls(root, index, spec.trials())
 
     def _matches(self, name: str, ids: list[str]) -> bool:
         known = [set(s["trials"]) for s in self.specs] + [{r["trial_id"] for r in self.records}]
@@ -213,15 +216,19 @@ class SweepStore:
         return self.root / TRIALS / trial_id
 
     def load_trials(self) -> list[TrialConfig]:
-        """The trials as :class:`TrialConfig` objects, re-expanded from the spec copies.
+        """The trials as :class:`TrialConfig` objects.
 
-        Raises ``ConfigError`` if a copy no longer expands to the indexed trials (e.g.
-        scalelaw changed a default, which changes trial ids).
+        Those of the spec this store was prepared with are used as parsed; only when some
+        indexed trial is not among them (a resume from the directory alone, an earlier
+        ``--extend``) are the spec copies re-expanded. Raises ``ConfigError`` if a copy no
+        longer expands to the indexed trials (e.g. scalelaw changed a default, which
+        changes trial ids).
         """
-        by_id: dict[str, TrialConfig] = {}
-        for entry in self.specs:
-            for trial in load_spec(self.root / entry["file"]).trials():
-                by_id.setdefault(trial.trial_id, trial)
+        by_id: dict[str, TrialConfig] = dict(self._known)
+        if any(r["trial_id"] not in by_id for r in self.records):
+            for entry in self.specs:
+                for trial in load_spec(self.root / entry["file"]).trials():
+                    by_id.setdefault(trial.trial_id, trial)
         lost = [r["trial_id"] for r in self.records if r["trial_id"] not in by_id]
         if lost:
             raise ConfigError(f"{self.root}: the spec copies no longer expand to {len(lost)} "

@@ -25,30 +25,29 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from scalelaw._validation import show, validate
 from scalelaw.corpus import DataConfig
+from scalelaw.errors import FieldError
 from scalelaw.models.config import (
-    MLPConfig,
+    MODEL_CLASSES,
     ModelConfig,
     TransformerConfig,
     flops_per_token,
     param_count,
 )
 from scalelaw.mup.rules import Parametrization
-from scalelaw.sweep._fields import (
-    KINDS,
-    SCALAR_PATHS,
-    SECTIONS,
-    Invalid,
-    config_error,
-    drop_none,
-    short_hash,
+from scalelaw.sweep._fields import SCALAR_PATHS, SECTIONS, drop_none, short_hash
+from scalelaw.train.config import (
+    SCHEDULE_CLASSES,
+    OptimizerConfig,
+    ScheduleConfig,
+    TrainConfig,
+    schedule_config,
 )
-from scalelaw.train.config import OptimizerConfig, ScheduleConfig, TrainConfig
 
 __all__ = ["Group", "TrialConfig", "build_trial"]
 
@@ -78,32 +77,35 @@ class TrialConfig:
     swept: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     _TYPES: ClassVar[dict[str, Any]] = {
-        "model": (TransformerConfig, MLPConfig), "parametrization": Parametrization,
-        "optimizer": OptimizerConfig, "schedule": ScheduleConfig, "data": DataConfig,
-        "train": TrainConfig,
+        "model": tuple(MODEL_CLASSES.values()), "parametrization": Parametrization,
+        "optimizer": OptimizerConfig, "schedule": tuple(SCHEDULE_CLASSES.values()),
+        "data": DataConfig, "train": TrainConfig,
     }
 
     def __post_init__(self) -> None:
+        """Cross-section rules; each raises a :class:`~scalelaw.errors.FieldError`."""
         for section, cls in self._TYPES.items():
             if not isinstance(getattr(self, section), cls):
-                raise ValueError(f"{section}: expected {cls}, got {type(getattr(self, section))}")
+                raise FieldError(section, f"expected {cls}, got {type(getattr(self, section))}")
         object.__setattr__(self, "swept", {k: _plain(v) for k, v in dict(self.swept).items()})
         train, model = self.train, self.model
         if train.tokens is None:
-            raise ValueError("train.tokens: required (give train.tokens or train.tokens_per_param)")
+            raise FieldError("train.tokens", "required (give train.tokens or "
+                                             "train.tokens_per_param)")
         if train.tokens_per_param is not None and train.tokens != self._derived_tokens():
-            raise ValueError(f"train.tokens: must be {self._derived_tokens()} = tokens_per_param x "
-                             f"n_params_nonembed when tokens_per_param is set, got {train.tokens}")
+            raise FieldError("train.tokens", f"must be {self._derived_tokens()} = tokens_per_param"
+                             f" x n_params_nonembed when tokens_per_param is set, "
+                             f"got {train.tokens}")
         if self.steps < 1:
-            raise ValueError(f"train.tokens: must be >= tokens per step = batch_size x context = "
-                             f"{self.tokens_per_step}, got {train.tokens}")
+            raise FieldError("train.tokens", f"must be >= tokens per step = batch_size x context "
+                                             f"= {self.tokens_per_step}, got {train.tokens}")
         if isinstance(model, TransformerConfig) and model.vocab < self.data.vocab:
-            raise ValueError(f"model.vocab: must be >= data.vocab = {self.data.vocab}, "
-                             f"got {model.vocab}")
+            raise FieldError("model.vocab", f"must be >= data.vocab = {self.data.vocab}, "
+                                            f"got {model.vocab}")
         sched = self.schedule
-        room = self.total_tokens * (1.0 - (sched.decay_fraction or 0.0))
+        room = self.total_tokens * (1.0 - getattr(sched, "decay_fraction", 0.0))
         if sched.name != "constant" and sched.warmup_tokens > room:
-            raise ValueError(f"schedule.warmup_tokens: must be <= {room:g} (the tokens before "
+            raise FieldError("schedule.warmup_tokens", f"must be <= {room:g} (the tokens before "
                              f"the decay phase), got {sched.warmup_tokens:g}")
 
     def _derived_tokens(self) -> int:
@@ -113,7 +115,7 @@ class TrialConfig:
     @property
     def family(self) -> str:
         """``"transformer"`` or ``"mlp"``."""
-        return "mlp" if isinstance(self.model, MLPConfig) else "transformer"
+        return self.model.family
 
     @property
     def context(self) -> int:
@@ -192,7 +194,7 @@ class TrialConfig:
         section, name = path.split(".", 1)
         if path == "model.family":
             return self.family
-        return _plain(getattr(getattr(self, section), name))
+        return _plain(getattr(getattr(self, section), name, None))  # None: not this kind's
 
     def flat(self) -> dict[str, Any]:
         """Every resolved field as ``{"section.field": value}`` (e.g. for a results table)."""
@@ -204,9 +206,7 @@ class TrialConfig:
 
     def config_dict(self) -> dict[str, Any]:
         """The six resolved sections as plain JSON-ready dicts (what the id hashes)."""
-        out = {s: _plain(dataclasses.asdict(getattr(self, s))) for s in SECTIONS}
-        out["model"] = {"family": self.family, **out["model"]}
-        return out
+        return {s: _plain(dataclasses.asdict(getattr(self, s))) for s in SECTIONS}
 
     @functools.cached_property
     def trial_id(self) -> str:
@@ -243,7 +243,7 @@ class TrialConfig:
                             sweep_name=data.get("sweep_name", ""), swept=data.get("swept"))
         for key, value in ids.items():
             if getattr(trial, key) != value:
-                raise config_error(key, f"stored {value!r} != recomputed {getattr(trial, key)!r}")
+                raise FieldError(key, f"stored {value!r} != recomputed {getattr(trial, key)!r}")
         return trial
 
     @classmethod
@@ -303,91 +303,56 @@ def build_trial(
     ConfigError
         One line naming the field path (or its ``origin``) and what is allowed.
     """
-    try:
-        return _build(raw, sweep_name, swept or {})
-    except Invalid as exc:
-        origin = origin or {}
-        context = [", ".join(f"{k}={v!r}" for k, v in (swept or {}).items())]
-        context += sorted({o for o in origin.values() if o.startswith("overrides")})
-        context = "; ".join(c for c in context if c)
-        problem = exc.problem + (f" (in the trial with {context})" if context else "")
-        raise config_error(origin.get(exc.path, exc.path), problem) from None
+    origin = origin or {}
+    swept = swept or {}
+    context = [", ".join(f"{k}={v!r}" for k, v in swept.items())]
+    context += sorted({o for o in origin.values() if o.startswith("overrides")})
+    context_text = "; ".join(c for c in context if c)
+    suffix = f" (in the trial with {context_text})" if context_text else ""
 
+    def where(path: str) -> str:
+        return origin.get(path, path)
 
-def _build(raw: Mapping[str, Any], sweep_name: str, swept: Mapping[str, Any]) -> TrialConfig:
+    how = {"origin": where, "context": suffix}
     if not isinstance(raw, Mapping):
-        raise Invalid(f"must be a mapping of sections, got {type(raw).__name__}", "config")
+        raise FieldError("config", f"must be a mapping of sections, got {type(raw).__name__}")
     for key in raw:
         if key not in SECTIONS:
-            raise Invalid(f"unknown section (allowed: {', '.join(SECTIONS)})", str(key))
-    sections = {s: _checked(s, raw.get(s) or {}) for s in SECTIONS}
-    data = _construct(DataConfig, "data", sections["data"])
-    model = _model(sections["model"], data.vocab)
-    train = _construct(TrainConfig, "train", sections["train"])
+            raise FieldError(str(key), f"unknown section (allowed: {', '.join(SECTIONS)})")
+    sections = {s: raw.get(s) or {} for s in SECTIONS}
+    data = validate(DataConfig, sections["data"], "data", **how)
+    model = _model(sections["model"], data.vocab, how)
+    train = validate(TrainConfig, sections["train"], "train", **how)
     if train.tokens_per_param is not None:
         tokens = max(1, round(train.tokens_per_param * param_count(model)))
         train = dataclasses.replace(train, tokens=tokens)
-    parts = {
-        "parametrization": _construct(Parametrization, "parametrization",
-                                      sections["parametrization"]),
-        "optimizer": _construct(OptimizerConfig, "optimizer", sections["optimizer"]),
-        "schedule": _construct(ScheduleConfig, "schedule", sections["schedule"]),
-    }
-    if parts["schedule"].name == "power" and "optimizer.lr" in swept:
-        raise Invalid("not used by schedule 'power', which sets its own LR "
-                      "(sweep schedule.a or schedule.lr_max instead)", "optimizer.lr")
+    parametrization = validate(Parametrization, sections["parametrization"], "parametrization",
+                               **how)
+    optimizer = validate(OptimizerConfig, sections["optimizer"], "optimizer", **how)
+    schedule = schedule_config(sections["schedule"], "schedule", **how)
+    if schedule.name == "power" and "optimizer.lr" in swept:
+        raise FieldError(where("optimizer.lr"), "not used by schedule 'power', which sets its "
+                         "own LR (sweep schedule.a or schedule.lr_max instead)" + suffix)
     try:
-        return TrialConfig(model=model, data=data, train=train, sweep_name=sweep_name,
-                           swept=swept, **parts)
-    except ValueError as exc:
-        raise _relocated(exc, "") from None
+        return TrialConfig(model=model, parametrization=parametrization, optimizer=optimizer,
+                           schedule=schedule, data=data, train=train, sweep_name=sweep_name,
+                           swept=swept)
+    except FieldError as exc:
+        raise FieldError(where(exc.path), exc.problem + suffix) from None
 
 
-def _checked(section: str, fields: Any) -> dict[str, Any]:
+def _model(fields: Any, data_vocab: int, how: dict[str, Any]) -> ModelConfig:
     if not isinstance(fields, Mapping):
-        raise Invalid(f"must be a mapping of fields, got {type(fields).__name__}", section)
-    out = {}
-    for key, value in fields.items():
-        path = f"{section}.{key}"
-        if path not in KINDS:
-            allowed = ", ".join(p.split(".")[1] for p in KINDS if p.startswith(section + "."))
-            raise Invalid(f"unknown key (allowed: {allowed})", path)
-        try:
-            out[key] = KINDS[path](value)
-        except Invalid as exc:
-            raise Invalid(exc.problem, path) from None
-    return out
-
-
-def _model(fields: dict[str, Any], data_vocab: int) -> ModelConfig:
+        raise FieldError("model", f"must be a mapping of fields, got {show(fields)}")
     fields = dict(fields)
-    family = fields.pop("family", "transformer")
-    cls = MLPConfig if family == "mlp" else TransformerConfig
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in fields:
-        if key not in names:
-            raise Invalid(f"not a field of family {family!r} (allowed: family, "
-                          f"{', '.join(names)})", f"model.{key}")
+    family = fields.setdefault("family", "transformer")
+    cls = MODEL_CLASSES.get(family) if isinstance(family, str) else None
+    if cls is None:
+        raise FieldError(how["origin"]("model.family"), f"must be one of "
+                         f"{', '.join(MODEL_CLASSES)}, got {show(family)}" + how["context"])
     if cls is TransformerConfig and fields.get("vocab") is None:
         fields["vocab"] = data_vocab
-    return _construct(cls, "model", fields)
-
-
-def _construct(cls: type, section: str, fields: dict[str, Any]) -> Any:
-    try:
-        return cls(**fields)
-    except ValueError as exc:
-        raise _relocated(exc, section) from None
-
-
-def _relocated(exc: ValueError, prefix: str) -> Invalid:
-    """Turn ``ValueError("field: problem")`` into ``Invalid(problem, "prefix.field")``."""
-    message = " ".join(str(exc).split())
-    match = re.match(r"^([\w.\[\]']+): (.*)$", message)
-    if not match:
-        return Invalid(message, prefix or "config")
-    head, problem = match.groups()
-    return Invalid(problem, f"{prefix}.{head}" if prefix else head)
+    return validate(cls, fields, "model", **how)
 
 
 def _plain(value: Any) -> Any:

@@ -18,7 +18,7 @@ from scalelaw import schedules
 from scalelaw.train import records
 from scalelaw.train.checkpoint import Checkpointer
 from scalelaw.train.config import TrialLike
-from scalelaw.train.step import State, StepFns, member_hyper
+from scalelaw.train.step import WATCH_FIELDS, State, StepFns, member_hyper
 
 FINISHED = ("done", "diverged")
 
@@ -96,6 +96,11 @@ class Member:
             self.state = fns.init(key)
         else:
             self.state, meta = self._ckpt.restore(step, jax.eval_shape(fns.init, key))
+            fresh = {"initial_loss": np.nan, "above": 0}  # checkpoints from before the rule
+            for name, dtype in zip(WATCH_FIELDS, (np.float32, np.int32), strict=True):
+                value = meta.get(name)
+                self.state[name] = jax.numpy.asarray(fresh[name] if value is None else value,
+                                                      dtype)
             self.start_step = int(self.state["step"])
             self.loss_sum, self.loss_count = meta["loss_sum"], meta["loss_count"]
             self.wall0 = meta["wall_time"]
@@ -141,7 +146,9 @@ class Member:
     def save(self, state: State, wall: float) -> None:
         """Checkpoint ``state`` (this member's, no member axis) with the loss window."""
         meta = {"loss_sum": self.loss_sum, "loss_count": self.loss_count,
-                "wall_time": self.wall0 + wall}
+                "wall_time": self.wall0 + wall,
+                "initial_loss": _finite_or_none(state["initial_loss"]),
+                "above": int(state["above"])}
         self._ckpt.save(int(state["step"]), state, meta)
 
     # ------------------------------------------------------------------ end
@@ -177,3 +184,8 @@ class Member:
         if self._ckpt is not None:
             self._ckpt.close()
             self._ckpt = None
+
+
+def _finite_or_none(x: Any) -> float | None:
+    value = float(x)
+    return value if np.isfinite(value) else None

@@ -9,7 +9,9 @@ checkpoints are ever listed; the two newest are kept). A checkpoint holds two it
   re-assembled with the tree structure of a fresh state, so optax's named tuples
   round-trip exactly), step and diverged_step;
 - ``meta``: JSON of the host-side values a resumed run needs to continue exactly
-  (the partial train-loss window since the last metrics row, elapsed wall time).
+  (the partial train-loss window since the last metrics row, elapsed wall time, and the
+  divergence rule's running values, which :mod:`scalelaw.train._member` puts back into
+  the state).
 
 Examples
 --------

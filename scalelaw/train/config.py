@@ -1,11 +1,14 @@
 """The optimizer, schedule and train sections of a trial, and the trial protocol.
 
-The three frozen dataclasses canonicalise their fields on construction
-(``OptimizerConfig(lr=1).lr == 1.0``, ``TrainConfig(tokens=2e5).tokens == 200000``) and
-raise ``ValueError("<field>: <problem>")``; :func:`scalelaw.sweep.build_trial` turns that
-into a :class:`~scalelaw.ConfigError` naming ``<section>.<field>``. They live here, in
-the training layer, because training reads them; the sweep layer (to the right)
-re-exports them and validates YAML against the same table (:data:`SECTION_KINDS`).
+Each section is a typed, frozen config (:func:`scalelaw._validation.section`): fields
+are canonicalised and checked on construction (``OptimizerConfig(lr=1).lr == 1.0``,
+``TrainConfig(tokens=2e5).tokens == 200000``) and a problem raises a
+:class:`~scalelaw.ConfigError` naming the field. Each schedule kind is its own section
+(:class:`PowerSchedule`, :class:`WSDSchedule`, :class:`CosineSchedule`,
+:class:`ConstantSchedule`), told apart by ``name`` (:data:`ScheduleConfig`; build one from
+a mapping with :func:`schedule_config`), so a constant that a kind does not take is
+refused. They live here, in the training layer, because training reads them; the sweep
+layer (to the right) re-exports them.
 
 :class:`TrialLike` is what :func:`scalelaw.train.train_group` needs from a trial:
 ``scalelaw.sweep.TrialConfig`` satisfies it, and so does any object with these
@@ -20,74 +23,39 @@ Examples
 >>> OptimizerConfig(lr=-1.0)
 Traceback (most recent call last):
 ...
-ValueError: lr: must be a number > 0, got -1.0
+scalelaw.errors.FieldError: lr: must be a number > 0, got -1.0
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
-from scalelaw._kinds import (
-    FRACTION,
-    NON_NEGATIVE,
-    POSITIVE,
-    Kind,
-    choice,
-    integer,
-    number,
-    optional,
+from pydantic import Field, Strict, field_validator
+
+from scalelaw._validation import (
+    Fraction,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    section,
+    validate,
 )
+from scalelaw.errors import FieldError
 
-__all__ = ["SCHEDULES", "SCHEDULE_DECAYS", "SCHEDULE_DEFAULTS", "SECTION_KINDS", "OptimizerConfig",
-           "ScheduleConfig", "TrainConfig", "TrialLike"]
+__all__ = ["DEFAULT_DIVERGENCE", "SCHEDULES", "SCHEDULE_CLASSES", "SCHEDULE_DEFAULTS",
+           "ConstantSchedule", "CosineSchedule", "DivergenceRule", "OptimizerConfig",
+           "PowerSchedule", "ScheduleConfig", "TrainConfig", "TrialLike", "WSDSchedule",
+           "schedule_config"]
 
-SCHEDULES = ("power", "wsd", "cosine", "constant")
-
-# Defaults of scalelaw.schedules (checked against its signatures by tests/sweep).
-SCHEDULE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "power": {"warmup_tokens": 0.0, "a": 4.0, "b": -0.51, "lr_max": 0.02,
-              "decay_fraction": 0.0, "decay": "exponential", "final_fraction": 0.0},
-    "wsd": {"warmup_tokens": 0.0, "decay_fraction": 0.1, "decay": "linear",
-            "final_fraction": 0.0},
-    "cosine": {"warmup_tokens": 0.0, "final_fraction": 0.1},
-    "constant": {"warmup_tokens": 0.0},
-}
-SCHEDULE_DECAYS = {"power": ("exponential", "linear"), "wsd": ("linear", "cosine", "sqrt")}
+NonPositiveFloat = Annotated[float, Strict(), Field(le=0)]
 
 
-# ----------------------------------------------------------------------------- fields
-SECTION_KINDS: dict[str, dict[str, Kind]] = {
-    "optimizer": {"lr": POSITIVE, "weight_decay": NON_NEGATIVE, "b1": FRACTION,
-                  "b2": FRACTION, "eps": POSITIVE, "grad_clip": optional(POSITIVE)},
-    "schedule": {"name": choice(*SCHEDULES), "warmup_tokens": optional(NON_NEGATIVE),
-                 "decay_fraction": optional(FRACTION),
-                 "decay": optional(choice("exponential", "linear", "cosine", "sqrt")),
-                 "final_fraction": optional(FRACTION), "a": optional(POSITIVE),
-                 "b": optional(number(-math.inf, 0, open_high=False)),
-                 "lr_max": optional(POSITIVE)},
-    "train": {"tokens": optional(integer(1)), "tokens_per_param": optional(POSITIVE),
-              "batch_size": integer(1), "eval_every": integer(1), "eval_tokens": integer(1),
-              "seed": integer(0), "checkpoint_every": optional(integer(1)),
-              "log_every": integer(1)},
-}
-"""Every field of the three sections and its kind; the sweep schema uses the same table."""
-
-
-def _check_fields(obj: Any, section: str) -> None:
-    """Canonicalise every field of a section dataclass; ``ValueError("field: ...")``."""
-    for f in dataclasses.fields(obj):
-        try:
-            value = SECTION_KINDS[section][f.name](getattr(obj, f.name))
-        except ValueError as exc:
-            raise ValueError(f"{f.name}: {exc}") from None
-        object.__setattr__(obj, f.name, value)
-
-
-# ----------------------------------------------------------------------------- sections
-@dataclass(frozen=True)
+# ----------------------------------------------------------------------------- optimizer
+@section
 class OptimizerConfig:
     """AdamW hyperparameters at the base width (muP rescales them per layer).
 
@@ -99,68 +67,162 @@ class OptimizerConfig:
     1.0
     """
 
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    b1: float = 0.9
-    b2: float = 0.95
-    eps: float = 1e-8
-    grad_clip: float | None = None
-
-    def __post_init__(self) -> None:
-        _check_fields(self, "optimizer")
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.0
+    b1: Fraction = 0.9
+    b2: Fraction = 0.95
+    eps: PositiveFloat = 1e-8
+    grad_clip: PositiveFloat | None = None
 
 
-@dataclass(frozen=True)
-class ScheduleConfig:
-    """A schedule of :mod:`scalelaw.schedules` by name, with its constants.
+# ----------------------------------------------------------------------------- schedules
+class _Schedule:
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``scalelaw.schedules.<name>`` set by this config."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "name"}
 
-    Fields a schedule does not use must stay ``None``; the ones it uses default to the
-    schedule function's defaults (filled in here, so they take part in the trial id).
-    ``power`` returns an absolute LR (``optimizer.lr`` is not used); ``wsd``, ``cosine``
-    and ``constant`` scale ``optimizer.lr``.
+
+@section
+class PowerSchedule(_Schedule):
+    """Shen et al. 2024's Power scheduler (:func:`scalelaw.schedules.power`): an absolute
+    LR ``min(lr_max, batch * a * n^b)``, so ``optimizer.lr`` is not used."""
+
+    name: Literal["power"] = "power"
+    warmup_tokens: NonNegativeFloat = 0.0
+    a: PositiveFloat = 4.0
+    b: NonPositiveFloat = -0.51
+    lr_max: PositiveFloat = 0.02
+    decay_fraction: Fraction = 0.0
+    decay: Literal["exponential", "linear"] = "exponential"
+    final_fraction: Fraction = 0.0
+
+
+@section
+class WSDSchedule(_Schedule):
+    """Warmup-stable-decay (:func:`scalelaw.schedules.wsd`), scaling ``optimizer.lr``."""
+
+    name: Literal["wsd"] = "wsd"
+    warmup_tokens: NonNegativeFloat = 0.0
+    decay_fraction: Fraction = 0.1
+    decay: Literal["linear", "cosine", "sqrt"] = "linear"
+    final_fraction: Fraction = 0.0
+
+
+@section
+class CosineSchedule(_Schedule):
+    """Warmup then cosine decay (:func:`scalelaw.schedules.cosine`), scaling ``optimizer.lr``.
 
     Examples
     --------
-    >>> ScheduleConfig("cosine").kwargs()
+    >>> CosineSchedule().kwargs()
     {'warmup_tokens': 0.0, 'final_fraction': 0.1}
-    >>> ScheduleConfig("constant", a=2.0)
-    Traceback (most recent call last):
-    ...
-    ValueError: a: only used by schedule 'power', not 'constant'
     """
 
-    name: str = "wsd"
-    warmup_tokens: float | None = None
-    decay_fraction: float | None = None
-    decay: str | None = None
-    final_fraction: float | None = None
-    a: float | None = None
-    b: float | None = None
-    lr_max: float | None = None
-
-    def __post_init__(self) -> None:
-        _check_fields(self, "schedule")
-        defaults = SCHEDULE_DEFAULTS[self.name]
-        for f in dataclasses.fields(self)[1:]:
-            value = getattr(self, f.name)
-            if f.name not in defaults:
-                if value is not None:
-                    users = " or ".join(repr(n) for n, d in SCHEDULE_DEFAULTS.items()
-                                        if f.name in d)
-                    raise ValueError(f"{f.name}: only used by schedule {users}, not {self.name!r}")
-            elif value is None:
-                object.__setattr__(self, f.name, defaults[f.name])
-        decays = SCHEDULE_DECAYS.get(self.name)
-        if decays and self.decay not in decays:
-            raise ValueError(f"decay: schedule {self.name!r} allows {', '.join(decays)}; "
-                             f"got {self.decay!r}")
-
-    def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``scalelaw.schedules.<name>`` set by this config."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "name" and v is not None}
+    name: Literal["cosine"] = "cosine"
+    warmup_tokens: NonNegativeFloat = 0.0
+    final_fraction: Fraction = 0.1
 
 
-@dataclass(frozen=True)
+@section
+class ConstantSchedule(_Schedule):
+    """Warmup then constant ``optimizer.lr`` (:func:`scalelaw.schedules.constant`)."""
+
+    name: Literal["constant"] = "constant"
+    warmup_tokens: NonNegativeFloat = 0.0
+
+
+ScheduleConfig = Annotated[PowerSchedule | WSDSchedule | CosineSchedule | ConstantSchedule,
+                           Field(discriminator="name")]
+"""A schedule of any kind, told apart by ``name``."""
+
+SCHEDULE_CLASSES: dict[str, type] = {"power": PowerSchedule, "wsd": WSDSchedule,
+                                     "cosine": CosineSchedule, "constant": ConstantSchedule}
+SCHEDULES = tuple(SCHEDULE_CLASSES)
+SCHEDULE_DEFAULTS: dict[str, dict[str, Any]] = {
+    n: c().kwargs() for n, c in SCHEDULE_CLASSES.items()}
+"""Each kind's constants and their defaults (equal to :mod:`scalelaw.schedules`' own,
+which tests/sweep checks)."""
+
+
+def schedule_config(data: Mapping[str, Any], prefix: str = "schedule", **how: Any) -> Any:
+    """The schedule section a mapping describes (``name`` defaults to ``"wsd"``).
+
+    A constant given as ``None`` means the kind's default (stored trials of earlier
+    versions wrote every kind's constants, ``None`` where unused). ``how`` is passed on to
+    :func:`scalelaw._validation.validate` (``origin``, ``context``).
+
+    Examples
+    --------
+    >>> schedule_config({"name": "constant", "a": 2.0})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    scalelaw.errors.FieldError: schedule.a: not used by schedule 'constant' (a is a ...
+    """
+    fields = {k: v for k, v in dict(data).items() if v is not None}
+    name = fields.get("name", "wsd")
+    cls = SCHEDULE_CLASSES.get(name) if isinstance(name, str) else None
+    if cls is None:
+        validate(PowerSchedule, {"name": name}, prefix, **how)  # names the allowed kinds
+    takes = [f.name for f in dataclasses.fields(cls)]
+    for key in fields:
+        users = [n for n, c in SCHEDULE_CLASSES.items()
+                 if key in (f.name for f in dataclasses.fields(c))]
+        if key not in takes and users:
+            origin = how.get("origin") or (lambda p: p)
+            raise FieldError(origin(f"{prefix}.{key}"),
+                             f"not used by schedule {name!r} ({key} is a constant of "
+                             f"{' or '.join(repr(u) for u in users)})"
+                             + how.get("context", ""))
+    return validate(cls, fields, prefix, **how)
+
+
+# ----------------------------------------------------------------------------- train
+@section
+class DivergenceRule:
+    """When a member counts as diverged (it is then frozen and recorded as such).
+
+    A member diverges at the first step whose loss, gradient norm or update norm is not
+    finite, or whose training loss is above ``max_loss``, or whose training loss has been
+    above ``max_factor`` times its first step's loss for ``patience`` steps in a row (a
+    run that blows up to a finite plateau: with muP, Adam and RMSNorm, too large an LR
+    gives large finite losses more often than NaN). The step that trips the rule is not
+    applied. The training loss is the batch's mean loss before the step's update, one
+    per optimizer step.
+
+    Parameters
+    ----------
+    max_loss : float or None
+        Absolute cap in nats; ``None``: ``3 ln(vocab)`` (three times a uniform guess).
+    max_factor : float or None
+        Factor over the member's first loss; ``None`` turns that test off. The default
+        1.5 catches a loss that climbs to twice its start and stays there.
+    patience : int
+        Consecutive steps above ``max_factor`` times the first loss that count as
+        diverged (a single spike does not).
+
+    Examples
+    --------
+    >>> round(DivergenceRule().loss_cap(vocab=256), 3)  # 3 ln 256
+    16.636
+    >>> DivergenceRule(max_factor=0.5)
+    Traceback (most recent call last):
+    ...
+    scalelaw.errors.FieldError: max_factor: must be a number > 1 (or null), got 0.5
+    """
+
+    max_loss: PositiveFloat | None = None
+    max_factor: Annotated[float, Strict(), Field(gt=1)] | None = 1.5
+    patience: PositiveInt = 10
+
+    def loss_cap(self, vocab: int) -> float:
+        """The absolute cap in force: ``max_loss``, or ``3 ln(vocab)``."""
+        return self.max_loss if self.max_loss is not None else 3.0 * math.log(vocab)
+
+
+DEFAULT_DIVERGENCE = DivergenceRule()
+
+
+@section
 class TrainConfig:
     """Token budget, batch size, evaluation, logging and the per-member init seed.
 
@@ -169,20 +231,30 @@ class TrainConfig:
     ``round(tokens_per_param * n_params_nonembed)`` (Chinchilla-style grids).
     ``eval_every``, ``log_every`` and ``checkpoint_every`` count steps
     (``checkpoint_every=None``: only at the end). ``seed`` seeds the initialisation; the
-    data order is ``data.seed``.
+    data order is ``data.seed``. ``divergence`` is the :class:`DivergenceRule`
+    (``None``, or a rule equal to the default, is stored as ``None``, so configs that
+    leave it out keep their trial ids; :attr:`divergence_rule` is the rule in force).
     """
 
-    tokens: int | None = None
-    tokens_per_param: float | None = None
-    batch_size: int = 16
-    eval_every: int = 100
-    eval_tokens: int = 16384
-    seed: int = 0
-    checkpoint_every: int | None = None
-    log_every: int = 10
+    tokens: PositiveInt | None = None
+    tokens_per_param: PositiveFloat | None = None
+    batch_size: PositiveInt = 16
+    eval_every: PositiveInt = 100
+    eval_tokens: PositiveInt = 16384
+    seed: NonNegativeInt = 0
+    checkpoint_every: PositiveInt | None = None
+    log_every: PositiveInt = 10
+    divergence: DivergenceRule | None = None
 
-    def __post_init__(self) -> None:
-        _check_fields(self, "train")
+    @field_validator("divergence")
+    @classmethod
+    def _default_is_none(cls, rule: DivergenceRule | None) -> DivergenceRule | None:
+        return None if rule == DEFAULT_DIVERGENCE else rule
+
+    @property
+    def divergence_rule(self) -> DivergenceRule:
+        """The divergence rule in force (the default where none is given)."""
+        return self.divergence or DEFAULT_DIVERGENCE
 
 
 # ----------------------------------------------------------------------------- protocol
@@ -207,7 +279,7 @@ class TrialLike(Protocol):
     def optimizer(self) -> OptimizerConfig: ...
 
     @property
-    def schedule(self) -> ScheduleConfig: ...
+    def schedule(self) -> Any: ...
 
     @property
     def data(self) -> Any: ...

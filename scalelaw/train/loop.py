@@ -97,7 +97,8 @@ class _Group:
         self.per_call = min(steps_per_call or DEFAULT_STEPS_PER_CALL, self.steps)
         self.stops = [e for e in (tr.eval_every, tr.checkpoint_every) if e]
         self.fns: StepFns = step_fns(trial.model, trial.parametrization,
-                                     grad_clip=trial.optimizer.grad_clip, vmapped=vmapped)
+                                     grad_clip=trial.optimizer.grad_clip, vmapped=vmapped,
+                                     divergence=trial.train.divergence_rule)
         self.corpus = load_corpus(trial.data)
         self.eval_batches = self.corpus.eval_batches(tr.eval_tokens, self.batch_size,
                                                      self.context)  # (N, B, T+1)

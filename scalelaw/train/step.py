@@ -16,13 +16,15 @@ One call of :attr:`StepFns.chunk` runs ``S`` optimizer steps in a ``lax.scan``:
 - ``active: bool[S]`` -- shared; inactive (padding) steps are skipped by a
   ``lax.cond``, so a short last chunk reuses the compiled program.
 
-Divergence: a step whose loss, gradient norm or update norm is non-finite, or whose
-loss exceeds :data:`DIVERGENCE_FACTOR` times ``ln(vocab)`` (the loss of a uniform
-prediction; with muP, Adam and RMSNorm an LR far too large gives huge but finite losses
-rather than NaN), is not applied (params and optimizer state keep their last finite
-values) and the member is frozen from then on; ``diverged_step`` records the 1-based
-number of that step (``-1`` while alive). The per-step outputs are the loss *before*
-the update and the global gradient norm before clipping.
+Divergence (the group's :class:`~scalelaw.train.config.DivergenceRule`): a step whose
+loss, gradient norm or update norm is non-finite, whose loss exceeds the rule's cap
+(``3 ln(vocab)`` by default), or whose loss has stayed above ``max_factor`` times the
+member's first loss for ``patience`` steps in a row, is not applied (params and
+optimizer state keep their values from before it) and the member is frozen from then
+on; ``diverged_step`` records the 1-based number of that step (``-1`` while alive).
+The state carries the first loss (``initial_loss``, NaN before the first step) and the
+current run of high losses (``above``). The per-step outputs are the loss *before* the
+update and the global gradient norm before clipping.
 
 ``output_mult`` enters as a traced factor on the logits: the model is built with
 ``output_mult=1`` (its readout multiplier ``output_mult / m`` is linear in it), so
@@ -60,20 +62,22 @@ from scalelaw.models import transformer
 from scalelaw.models.config import TransformerConfig
 from scalelaw.mup.optim import adamw
 from scalelaw.mup.rules import Parametrization
+from scalelaw.train.config import DEFAULT_DIVERGENCE, DivergenceRule
 
-__all__ = ["DIVERGENCE_FACTOR", "HYPER_FIELDS", "State", "StepFns", "member_hyper", "stack",
+__all__ = ["HYPER_FIELDS", "WATCH_FIELDS", "State", "StepFns", "member_hyper", "stack",
            "step_fns", "unstack"]
 
 State = dict[str, Any]
 """``{"params": {name: array}, "opt_state": optax state, "step": i32[],
-"diverged_step": i32[]}`` (with a leading member axis K in vmap mode)."""
+"diverged_step": i32[], "initial_loss": f32[], "above": i32[]}`` (with a leading member
+axis K in vmap mode)."""
+
+WATCH_FIELDS = ("initial_loss", "above")
+"""The divergence rule's running values in the state (kept in a checkpoint's metadata)."""
 
 HYPER_FIELDS = ("weight_decay", "b1", "b2", "eps", "output_mult")
 """Per-member scalars passed as f32 data (the LR is passed per step)."""
 
-
-DIVERGENCE_FACTOR = 3.0
-"""A member whose loss exceeds ``DIVERGENCE_FACTOR * ln(vocab)`` has diverged."""
 
 
 def member_hyper(**values: float) -> dict[str, np.ndarray]:
@@ -124,6 +128,7 @@ def step_fns(
     *,
     grad_clip: float | None,
     vmapped: bool,
+    divergence: DivergenceRule = DEFAULT_DIVERGENCE,
 ) -> StepFns:
     """Build (and cache per process) the jitted functions for one group shape.
 
@@ -136,19 +141,23 @@ def step_fns(
         Global-norm clipping threshold, shared by the group.
     vmapped : bool
         ``True``: functions over a leading member axis (``jax.vmap`` of the same code).
+    divergence : DivergenceRule
+        When a member counts as diverged (the group's ``train.divergence``).
     """
     if not isinstance(config, TransformerConfig):
         raise ValueError(f"model: training supports the transformer family, got {config!r}")
     # output_mult is member data: groups that differ only in it share one program
     p1 = dataclasses.replace(parametrization, output_mult=1.0)
-    return _step_fns(config, p1, grad_clip=grad_clip, vmapped=vmapped)
+    return _step_fns(config, p1, grad_clip=grad_clip, vmapped=vmapped, divergence=divergence)
 
 
 @functools.lru_cache(maxsize=16)
 def _step_fns(
     config: TransformerConfig, p1: Parametrization, *, grad_clip: float | None, vmapped: bool,
+    divergence: DivergenceRule,
 ) -> StepFns:
-    max_loss = DIVERGENCE_FACTOR * float(np.log(config.vocab))
+    max_loss = divergence.loss_cap(config.vocab)
+    factor, patience = divergence.max_factor, divergence.patience
     roles = transformer.roles(config, p1)
 
     def optimizer(lr: Any, hyper: dict[str, Any]) -> optax.GradientTransformation:
@@ -163,7 +172,9 @@ def _step_fns(
         params = transformer.init_params(config, p1, key)
         dummy = {k: 0.5 for k in HYPER_FIELDS}  # the state's layout ignores the values
         return {"params": params, "opt_state": optimizer(1.0, dummy).init(params),
-                "step": jnp.zeros((), jnp.int32), "diverged_step": jnp.full((), -1, jnp.int32)}
+                "step": jnp.zeros((), jnp.int32), "diverged_step": jnp.full((), -1, jnp.int32),
+                "initial_loss": jnp.full((), jnp.nan, jnp.float32),
+                "above": jnp.zeros((), jnp.int32)}
 
     def one_step(state: State, hyper: dict[str, Any], lr: jax.Array,
                  batch: jax.Array) -> tuple[State, dict[str, jax.Array]]:
@@ -175,15 +186,22 @@ def _step_fns(
         updates, new_opt = optimizer(lr, hyper).update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
         step = state["step"] + 1
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & (loss < max_loss)
-        finite &= jnp.isfinite(optax.tree.norm(updates))
+        ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & (loss < max_loss)
+        ok &= jnp.isfinite(optax.tree.norm(updates))
+        initial = jnp.where(jnp.isnan(state["initial_loss"]), loss, state["initial_loss"])
+        above = state["above"]
+        if factor is not None:  # a finite plateau far above the start
+            above = jnp.where(loss > factor * initial, above + 1, 0)
+            ok &= above < patience
         alive = state["diverged_step"] < 0
-        keep = alive & finite
+        keep = alive & ok
         new_state = {
             "params": _where(keep, new_params, params),
             "opt_state": _where(keep, new_opt, opt_state),
             "step": step,
-            "diverged_step": jnp.where(alive & ~finite, step, state["diverged_step"]),
+            "diverged_step": jnp.where(alive & ~ok, step, state["diverged_step"]),
+            "initial_loss": jnp.where(alive, initial, state["initial_loss"]),
+            "above": jnp.where(alive, above, state["above"]),
         }
         return new_state, {"loss": loss, "grad_norm": grad_norm}
 

@@ -14,7 +14,7 @@ from scalelaw.mup.rules import Parametrization
     [
         ({"name": "ntk"}, "name"),
         ({"base_width": 0}, "base_width"),
-        ({"base_width": 64.0}, "base_width"),
+        ({"base_width": 64.5}, "base_width"),  # integral floats (64.0) are accepted
         ({"base_depth": -1}, "base_depth"),
         ({"weight_decay_rule": "linear"}, "weight_decay_rule"),
         ({"attn_scale": "1/d^2"}, "attn_scale"),

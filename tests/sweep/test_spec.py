@@ -16,7 +16,7 @@ import yaml
 from scalelaw import schedules
 from scalelaw.errors import ConfigError
 from scalelaw.sweep import SCALAR_PATHS, TrialConfig, load_spec
-from scalelaw.sweep.sections import SCHEDULE_DEFAULTS
+from scalelaw.train.config import SCHEDULE_DEFAULTS
 
 REPO = Path(__file__).resolve().parents[2]
 DELETE = object()
@@ -205,7 +205,7 @@ def test_groups_partition_members_differing_only_in_scalars() -> None:
         config = t.config_dict()
         for path in SCALAR_PATHS:
             section, name = path.split(".")
-            config[section].pop(name)
+            config[section].pop(name, None)  # a schedule kind has only its own constants
         return config
 
     for g in groups:
@@ -343,10 +343,11 @@ MALFORMED = [
 def test_malformed_spec_names_the_field(patch: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_spec(spec_with(**patch))
-    message = str(info.value)
-    assert "\n" not in message
-    assert message.startswith(field + ":"), message
-    assert len(message) > len(field) + 10  # says what is allowed
+    first, *others = str(info.value).splitlines()  # one line per problem
+    assert first.startswith(field + ":"), first
+    assert len(first) > len(field) + 10  # says what is allowed
+    for line in others:  # e.g. model.family: mlp refuses both head_dim and context
+        assert line.startswith(("model.", "sweep[")) and ": " in line, line
 
 
 def test_cross_field_errors_name_the_trial() -> None:
@@ -356,3 +357,44 @@ def test_cross_field_errors_name_the_trial() -> None:
     message = str(info.value)
     assert "divisible by head_dim=48" in message and "model.width=64" in message
     assert "overrides[0].set['model.head_dim']" in message
+
+
+# ----------------------------------------------------------------------------- golden ids
+GOLDEN_IDS = json.loads((Path(__file__).parent / "golden_ids.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_IDS["sweeps"]))
+def test_shipped_sweeps_keep_their_trial_ids(name: str) -> None:
+    """Ids of the shipped specs as computed before the typed-configs rewrite."""
+    spec = load_spec(REPO / "sweeps" / f"{name}.yaml")
+    assert [[t.trial_id, t.group_id] for t in spec.trials()] == GOLDEN_IDS["sweeps"][name]
+
+
+def test_committed_sweep_results_are_recognised() -> None:
+    """Every trial of data/mup_transfer_cpu is a trial of its spec today."""
+    import pandas as pd
+
+    runs = pd.read_parquet(REPO / "data" / "mup_transfer_cpu" / "results.parquet")
+    ids = {t.trial_id for t in load_spec(REPO / "sweeps" / "mup_transfer_cpu.yaml").trials()}
+    assert set(runs.trial_id) <= ids and len(set(runs.trial_id)) == 100
+
+
+@pytest.mark.parametrize("case", GOLDEN_IDS["configs"], ids=lambda c: c["trial_id"])
+def test_varied_configs_keep_their_ids(case: dict[str, Any]) -> None:
+    """Every section and field kind (power schedule, token files, MLP, CompleteP, ...)."""
+    trial = TrialConfig.from_dict(case["config"])
+    assert (trial.trial_id, trial.group_id) == (case["trial_id"], case["group_id"])
+    again = TrialConfig.from_json(trial.to_json())
+    assert again == trial and again.trial_id == case["trial_id"]
+    stored = TrialConfig.from_dict(case["stored_json"])  # a config.json written before
+    assert stored == trial
+
+
+@pytest.mark.parametrize("text", ["1e-3", "1.0e-3", ".001", "1E-3", "0.001", "+1e-3"])
+def test_yaml_float_spellings(tmp_path, text: str) -> None:
+    """Every YAML spelling of a float reads as that float (plain PyYAML reads 1e-3 as str)."""
+    path = tmp_path / "s.yaml"
+    path.write_text("name: y\ntrain: {tokens: 2.0e5, batch_size: 4}\n"
+                    f"optimizer: {{lr: {text}}}\n")
+    (trial,) = load_spec(path).trials()
+    assert trial.optimizer.lr == 1e-3 and trial.train.tokens == 200000

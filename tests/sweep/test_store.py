@@ -49,6 +49,22 @@ def test_prepare_copies_spec_and_indexes_trials(tmp_path, spec_path):
     assert again.records == store.records and (out / INDEX).stat().st_mtime_ns == before
 
 
+def test_spec_is_parsed_once_per_run(tmp_path, spec_path, monkeypatch):
+    """prepare() keeps the parsed spec: groups() does not re-parse the copied YAML."""
+    import scalelaw.sweep.store as store_module
+
+    spec = load_spec(spec_path)
+    calls = []
+    monkeypatch.setattr(store_module, "load_spec", lambda *a: calls.append(a) or load_spec(*a))
+    for _ in range(2):  # a new directory, then a resume with the same spec
+        store = SweepStore.prepare(tmp_path / "out", spec)
+        assert [t for g in store.groups() for t in g.trials] == spec.trials()
+    assert calls == []
+    resumed = SweepStore.open(tmp_path / "out")  # resume from the directory alone: parsed
+    assert [t.trial_id for t in resumed.load_trials()] == [t.trial_id for t in spec.trials()]
+    assert len(calls) == 1
+
+
 def test_different_spec_is_refused_and_extend_adds_trials(tmp_path, spec_path):
     out = tmp_path / "out"
     SweepStore.prepare(out, load_spec(spec_path))

@@ -17,7 +17,7 @@ import pytest
 
 from scalelaw.sweep import TrialConfig
 from scalelaw.train import read_metrics, read_summary, train_group
-from scalelaw.train.step import DIVERGENCE_FACTOR, member_hyper, stack, step_fns
+from scalelaw.train.step import member_hyper, stack, step_fns
 
 B, T, S = 4, 16, 8  # batch, context, steps per compiled call
 LR = 3e-3
@@ -40,7 +40,7 @@ def trial(lr: float, seed: int = 0) -> TrialConfig:
 
 # ----------------------------------------------------------------------------- step level
 SHAPE = trial(LR)
-MAX_LOSS = DIVERGENCE_FACTOR * np.log(SHAPE.model.vocab)
+MAX_LOSS = SHAPE.train.divergence_rule.loss_cap(SHAPE.model.vocab)  # 3 ln V
 HYPER = member_hyper(weight_decay=0.0, b1=0.9, b2=0.95, eps=1e-8, output_mult=1.0)
 BATCHES = [np.random.default_rng(i).integers(0, 256, (S, B, T + 1)).astype(np.int32)
            for i in range(2)]  # two chunks: steps 1..S and S+1..2S
