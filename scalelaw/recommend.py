@@ -245,6 +245,34 @@ def _resolve_laws(laws: Any, n: float, d: float, seq_len: int, width: Any,
     )
 
 
+def _parametrization(parametrization: Any, base_width: int | None, laws: Any,
+                     width: Any) -> Any:
+    """The Parametrization to report per-role values with: given by name and base width,
+    given as an object, or, with a target width, the one a transfer fit's sweep used."""
+    swept = laws.metadata.get("parametrization_config") if isinstance(laws, FitResult) else None
+    if isinstance(parametrization, str):
+        from scalelaw.errors import FieldError
+        from scalelaw.mup.rules import Parametrization
+
+        if base_width is None:
+            raise ValueError("base_width: required with parametrization given by name")
+        if swept and (swept["name"], swept["base_width"]) != (parametrization, base_width):
+            raise ValueError(f"parametrization, base_width: the fit in laws comes from a "
+                             f"{swept['name']} sweep with base width {swept['base_width']}")
+        try:
+            return Parametrization(parametrization, base_width=base_width)
+        except FieldError as err:
+            raise ValueError(f"{'parametrization' if err.path == 'name' else 'base_width'}: "
+                             f"{err.problem}") from None
+    if base_width is not None:
+        raise ValueError("base_width: only with parametrization given by name")
+    if parametrization is None and swept and width is not None:
+        from scalelaw.mup.rules import Parametrization
+
+        return Parametrization(**swept)
+    return parametrization
+
+
 def _per_role(parametrization: Any, width: Any, lr: float, wd: float,
               width_used: bool = False) -> tuple[dict, ...]:
     if parametrization is None:
@@ -279,6 +307,7 @@ def recommend(
     seq_len: int = 2048,
     parametrization: Any = None,
     width: int | None = None,
+    base_width: int | None = None,
     source: str = "steplaw",
     wd_timescale: float = published.DEFAULT_WD_TIMESCALE,
 ) -> Recommendation:
@@ -298,11 +327,15 @@ def recommend(
         prediction interval; the batch from ``source``'s law).
     seq_len : int
         Tokens per sequence, to express the batch in sequences.
-    parametrization : scalelaw.Parametrization, optional
-        With ``width``: also list per-role LRs and weight decays at that width.
+    parametrization : scalelaw.Parametrization or {"sp", "mup", "completep"}, optional
+        With ``width``: also list per-role LRs and weight decays at that width. A name
+        needs ``base_width``. With a transfer fit and ``width`` it defaults to the sweep's
+        parametrization (and a different one is refused).
     width : int, optional
         Target model width (``width / parametrization.base_width`` is the multiplier;
         required with a transfer fit).
+    base_width : int, optional
+        The base width of a parametrization given by name.
     source : {"steplaw", "deepseek", "power"}
         Published law to use when ``laws`` is None (see :mod:`scalelaw.published`); with
         ``laws`` only its schedule is used (a fitted law records none), and a note says so.
@@ -331,6 +364,7 @@ def recommend(
         raise ValueError(f"n_params, n_tokens: compute 6*N*D overflows float64 ({n:g} x {d:g})")
     law = published.get_law(source)
     laws = _load_laws(laws)
+    parametrization = _parametrization(parametrization, base_width, laws, width)
     notes: list[str] = []
     if laws is None:
         lr, batch_tokens = law.predict(n, d, seq_len)

@@ -35,7 +35,7 @@ def test_sp_blows_up_exits_1_with_table() -> None:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [(["--widths", "64,abc"], "widths"), (["--widths", "64"], "widths"),
-     (["--model", "cnn"], "model"), (["--parametrization", "ntk"], "name"),
+     (["--model", "cnn"], "model"), (["--parametrization", "ntk"], "--parametrization"),
      (["--optimizer", "lion"], "optimizer"), (["--steps", "zero"], "--steps"),
      (["--plot", "out.gif"], "plot"), (["--no-such-flag"], "no-such-flag")],
 )

@@ -8,47 +8,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import typer
 
-
-def bad_input(message: str) -> typer.Exit:
-    """Print ``error: message`` on stderr and return an ``Exit(2)`` to raise."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
-
-
-def jax_cache(min_compile_secs: float | None = None) -> Path | None:
-    """Turn on JAX's persistent compilation cache; call before JAX is imported.
-
-    The directory is ``$JAX_COMPILATION_CACHE_DIR`` if set, else
-    :func:`scalelaw._paths.cache_dir` ``/ "jax"`` (default ``~/.cache/scalelaw/jax``).
-    ``min_compile_secs`` lowers JAX's threshold (1 s) for which programs
-    are written, unless ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` is set. Returns the
-    directory, or ``None`` if the user turned the cache off (``JAX_COMPILATION_CACHE_DIR``
-    set to the empty string).
-    """
-    from scalelaw._paths import cache_dir
-
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_dir() / "jax"))
-    if not os.environ["JAX_COMPILATION_CACHE_DIR"]:
-        return None
-    if min_compile_secs is not None:
-        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
-                              str(min_compile_secs))
-    return Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
-
-
-def check_output_path(path: Path | None, option: str) -> None:
-    """Refuse, before any work, an output file whose directory is missing or read-only."""
+def check_output_path(path: Path | None, name: str, suffixes: tuple[str, ...] = ()) -> None:
+    """Refuse, before any work, an output file whose directory is missing or read-only, or
+    whose suffix is not one of ``suffixes``; the error names the argument ``name``."""
     if path is None:
         return
     parent = path.parent if str(path.parent) else Path(".")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ValueError(f"{name}: use a {', '.join(suffixes)} file, got {path.name!r}")
     if path.is_dir():
-        raise ValueError(f"{option}: {path} is a directory")
+        raise ValueError(f"{name}: {path} is a directory")
     if not parent.is_dir():
-        raise ValueError(f"{option}: directory {parent} does not exist")
+        raise ValueError(f"{name}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
-        raise ValueError(f"{option}: directory {parent} is not writable")
+        raise ValueError(f"{name}: directory {parent} is not writable")
 
 
 def parse_int_list(text: str, field: str) -> list[int]:
@@ -71,10 +45,10 @@ def print_json(obj: Any) -> None:
             return o.tolist()
         raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
-    from scalelaw.fit.result import _nan_to_none
+    from scalelaw.fit.result import json_safe
 
     plain = json.loads(json.dumps(obj, default=default))  # numpy -> Python, NaN kept
-    sys.stdout.write(json.dumps(_nan_to_none(plain), allow_nan=False) + "\n")
+    sys.stdout.write(json.dumps(json_safe(plain), allow_nan=False) + "\n")
 
 
 def console(stderr: bool = False) -> Any:
@@ -86,20 +60,13 @@ def console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, soft_wrap=True, width=None if stream.isatty() else 140)
 
 
-_FLAGS = {"n_params": "--params", "n_tokens": "--tokens", "laws": "--laws",
-          "seq_len": "--seq-len", "source": "--source", "width": "--width",
-          "parametrization": "--parametrization"}
+def print_rows(title: str, rows: list[tuple[str, str]]) -> None:
+    """A two-column ``quantity | value`` table (a recommendation, a fitted law)."""
+    from rich.table import Table
 
-
-def as_flags(message: str) -> str:
-    """Rewrite the leading ``arg, arg:`` of an API error (e.g. :func:`scalelaw.recommend`)
-    as the CLI options that set those arguments.
-
-    >>> as_flags("n_params, n_tokens: too large")
-    '--params, --tokens: too large'
-    """
-    head, sep, rest = message.partition(": ")
-    names = [h.strip() for h in head.split(",")]
-    if not sep or not all(h in _FLAGS for h in names):
-        return message
-    return ", ".join(_FLAGS[h] for h in names) + sep + rest
+    table = Table(title=title, show_header=False)
+    table.add_column("quantity", style="bold")
+    table.add_column("value")
+    for key, value in rows:
+        table.add_row(key, value)
+    console().print(table)

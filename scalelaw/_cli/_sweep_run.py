@@ -26,7 +26,8 @@ from rich.progress import (
 )
 
 from scalelaw._cli._common import console as make_console
-from scalelaw.sweep.executors import Executor, GroupResult, RunObserver, group_work
+from scalelaw._cli._common import print_json
+from scalelaw.sweep.executors import Executor, GroupResult, RunObserver
 from scalelaw.sweep.plan import shape_label
 from scalelaw.sweep.store import SweepStore
 from scalelaw.sweep.trial import Group
@@ -46,14 +47,21 @@ class _Flag:
 class CliObserver(RunObserver):
     """Rich progress: one bar for the sweep, one per group (member-steps, with ETA)."""
 
-    def __init__(self, progress: Progress, flag: _Flag, total: int, completed: int,
-                 n_groups: int) -> None:
-        self.progress, self.flag, self.n_groups = progress, flag, n_groups
-        self.overall = progress.add_task("sweep", total=total, completed=completed)
+    def __init__(self, progress: Progress, flag: _Flag, store: SweepStore) -> None:
+        self.progress, self.flag, self.store = progress, flag, store
+        self.n_groups = 0
         self.tasks: dict[str, Any] = {}
         self.shapes: dict[str, str] = {}
         self.shown: dict[str, int] = {}     # member-steps on the group's bar
         self.reported: dict[str, int] = {}  # member-steps the trainer reported
+
+    def run_started(self, n_groups: int, of_groups: int, *, trials: int, total: int,
+                    completed: int) -> None:
+        self.n_groups = n_groups
+        self.progress.console.print(
+            f"sweep {self.store.name!r}: training {n_groups} of {of_groups} groups "
+            f"({trials} unfinished trials) into {self.store.root}")
+        self.overall = self.progress.add_task("sweep", total=total, completed=completed)
 
     def _check(self) -> None:
         if self.flag.requested:
@@ -110,48 +118,37 @@ def _graceful_stop(flag: _Flag, console: Any) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def run_sweep(store: SweepStore, executor: Executor, *, max_groups: int | None = None) -> int:
-    """Train the unfinished groups of ``store``; returns the exit status (0, 1 or 130)."""
+def run_sweep(store: SweepStore, executor: Executor, *, max_groups: int | None = None,
+              json_out: bool = False) -> int:
+    """:func:`scalelaw.sweep.runner.run_sweep` with progress bars, Ctrl-C handling and the
+    summary (on stderr, or one JSON object on stdout); returns the exit status."""
+    from scalelaw.sweep.runner import run_sweep as run
+
     console = make_console(stderr=True)
-    groups = store.groups()
-    work = [(g, group_work(g, store)) for g in groups]
-    todo = [(g, w) for g, w in work if w[2]]
-    if not todo:
-        console.print(f"nothing to do: all {len(store.records)} trials of sweep "
-                      f"{store.name!r} in {store.root} are finished")
-        return 0
-    chosen = todo[:max_groups] if max_groups else todo
-    trials_left = sum(w[2] for _, w in chosen)
-    console.print(f"sweep {store.name!r}: training {len(chosen)} of {len(groups)} groups "
-                  f"({trials_left} unfinished trials) into {store.root}")
     flag = _Flag()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("member-steps"), TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn())
-    total = sum(w[0] for _, w in chosen)
-    completed = sum(w[1] for _, w in chosen)
-    resume = f"scalelaw sweep run --out {store.root}"
-    with store.locked(), _graceful_stop(flag, console), \
-            Progress(*columns, console=console) as progress:
-        observer = CliObserver(progress, flag, total, completed, len(chosen))
-        try:
-            results = executor.run([g for g, _ in chosen], store, observer)
-        except KeyboardInterrupt:
-            progress.stop()
-            console.print(f"interrupted: finished trials and checkpoints are saved; resume "
-                          f"with `{resume}`")
-            sys.stderr.flush()
-            return 130
-    failed = sum(r.counts.get("failed", 0) for r in results)
-    states = store.states()
-    counts: dict[str, int] = {}
-    for state in states.values():
-        counts[state] = counts.get(state, 0) + 1
-    console.print("done: " + ", ".join(f"{n} {s}" for s, n in counts.items())
-                  + f" of {len(states)} trials")
-    if len(chosen) < len(todo):
-        console.print(f"{len(todo) - len(chosen)} groups left; continue with `{resume}`")
-    if failed:
-        console.print(f"[red]{failed} trial(s) failed[/red] (see their summary.json); "
+    with _graceful_stop(flag, console), Progress(*columns, console=console) as progress:
+        summary = run(store, executor, max_groups=max_groups,
+                      observer=CliObserver(progress, flag, store))
+    if json_out:
+        print_json(summary.to_dict())
+        return summary.exit_code
+    if summary.trained_groups == 0:
+        console.print(f"nothing to do: all {sum(summary.states.values())} trials of sweep "
+                      f"{summary.name!r} in {summary.root} are finished")
+        return 0
+    if summary.interrupted:
+        console.print(f"interrupted: finished trials and checkpoints are saved; resume "
+                      f"with `{summary.resume}`")
+        sys.stderr.flush()
+        return summary.exit_code
+    console.print("done: " + ", ".join(f"{n} {s}" for s, n in summary.states.items())
+                  + f" of {sum(summary.states.values())} trials")
+    if summary.groups_left:
+        console.print(f"{summary.groups_left} groups left; continue with `{summary.resume}`")
+    if summary.failed:
+        console.print(f"[red]{summary.failed} trial(s) failed[/red] (see their summary.json); "
                       f"re-running retries them")
-    return 1 if failed else 0
+    return summary.exit_code

@@ -3,30 +3,38 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from scalelaw._cli._common import parse_int_list, print_json
+from scalelaw._cli._common import check_output_path, parse_int_list, print_json
 
 
-def coord_check_command(
-    model: str = typer.Option("transformer", help="Reference model: transformer or mlp."),
-    parametrization: str = typer.Option("mup", help="sp, mup or completep."),
-    widths: str = typer.Option("64,256,1024", help="Comma-separated widths (>= 2)."),
-    steps: int = typer.Option(3, help="Recorded steps; t = 1 is at init."),
-    optimizer: str = typer.Option("adam", help="adam or sgd."),
-    lr: float | None = typer.Option(None, help="Learning rate (default 1e-2 Adam, 0.1 SGD)."),
-    depth: int = typer.Option(2, help="Number of blocks / hidden layers."),
-    seeds: int = typer.Option(1, help="Seeds averaged."),
-    bound: float | None = typer.Option(
-        None, help="Stable when widest/narrowest l1 is within 1/b..b (default 1.2 per 4x)."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    plot: Path | None = typer.Option(None, help="Write the log-log figure to this file."),
+def coord_check_cmd(
+    model: Annotated[str, typer.Option(help="Reference model: transformer or mlp.")
+                     ] = "transformer",
+    parametrization: Annotated[str, typer.Option(help="sp, mup or completep.")] = "mup",
+    widths: Annotated[str, typer.Option(help="Comma-separated widths (>= 2).")
+                      ] = "64,256,1024",
+    steps: Annotated[int, typer.Option(help="Recorded steps; t = 1 is at init.")] = 3,
+    optimizer: Annotated[str, typer.Option(help="adam or sgd.")] = "adam",
+    lr: Annotated[float | None, typer.Option(
+        help="Learning rate (default 1e-2 Adam, 0.1 SGD).")] = None,
+    depth: Annotated[int, typer.Option(help="Number of blocks / hidden layers.")] = 2,
+    seeds: Annotated[int, typer.Option(help="Seeds averaged.")] = 1,
+    bound: Annotated[float | None, typer.Option(
+        help="Stable when widest/narrowest l1 is within 1/b..b (default 1.2 per 4x).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    plot: Annotated[Path | None, typer.Option(
+        help="Write the log-log figure to this file (png, pdf, svg).")] = None,
 ) -> None:
-    """Train a few steps at several widths; exit 0 if every module is stable, 1 if not."""
+    """Check that activations stay stable across widths.
+
+    The muP coordinate check: trains a few steps at each width; exits 0 if every
+    module is stable, 1 if not.
+    """
     width_list = parse_int_list(widths, "widths")
-    if plot is not None and plot.suffix.lower() not in (".png", ".pdf", ".svg"):
-        raise ValueError(f"plot: use a .png, .pdf or .svg file, got {plot.name!r}")
+    check_output_path(plot, "plot", suffixes=(".png", ".pdf", ".svg"))
     from scalelaw.mup.diagnostics import coord_check
 
     result = coord_check(model, parametrization, width_list, steps=steps, optimizer=optimizer,
@@ -67,7 +75,3 @@ def _print_table(result, model: str, parametrization: str, widths: list[int]) ->
     verdict = "[green]all modules stable[/green]" if n_bad == 0 else (
         f"[red]{n_bad} module(s) not stable[/red]")
     console.print(f"{verdict} (bound {result.bound:g})")
-
-
-def register(app: typer.Typer) -> None:
-    app.command("coord-check")(coord_check_command)

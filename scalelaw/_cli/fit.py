@@ -3,79 +3,82 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
+LAWS_HELP = "batch_c, batch_d, chinchilla, data_constrained, farseer, kaplan, lr_c, lr_nd"
 
-def register(app: typer.Typer) -> None:
-    """Add the ``fit`` command to ``app``."""
 
-    @app.command("fit")
-    def fit(
-        table: Path = typer.Argument(..., help="CSV, Parquet or JSONL table, one row per run."),
-        law: str = typer.Option("chinchilla", help="Law name (chinchilla, kaplan, farseer, ...)."),
-        n: str = typer.Option("N", "--n", help="Column with parameter counts."),
-        d: str = typer.Option("D", "--d", help="Column with training tokens."),
-        loss: str = typer.Option("loss", "--loss", help="Column with the final loss (nats)."),
-        drop_top: int = typer.Option(0, "--drop-top", help="Drop the K highest-loss rows."),
-        bootstrap: int = typer.Option(0, "--bootstrap", help="Bootstrap resamples."),
-        seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
-        holdout_above: float = typer.Option(
-            None, "--holdout-above", help="Fit on N <= this; report error on larger N."),
-        as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-        save: Path = typer.Option(None, "--save", help="Write the fit as JSON."),
-        plot: Path = typer.Option(None, "--plot", help="Write a figure (png, pdf, svg)."),
-    ) -> None:
-        """Fit L(N, D) robustly from the full init grid; print parameters and objective.
+def fit_cmd(
+    table: Annotated[Path, typer.Argument(help="CSV, Parquet or JSONL table, one row per run.")],
+    law: Annotated[str, typer.Option(help=f"Law name: {LAWS_HELP}.")] = "chinchilla",
+    n: Annotated[str, typer.Option("--n", help="Column with parameter counts.")] = "N",
+    d: Annotated[str, typer.Option("--d", help="Column with training tokens.")] = "D",
+    loss: Annotated[str, typer.Option("--loss", help="Column with the final loss (nats).")
+                    ] = "loss",
+    drop_top: Annotated[int, typer.Option("--drop-top", help="Drop the K highest-loss rows.")
+                        ] = 0,
+    bootstrap: Annotated[int, typer.Option(
+        "--bootstrap", help="Bootstrap resamples (0: no intervals).")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    holdout_above: Annotated[float | None, typer.Option(
+        "--holdout-above", help="Fit on N <= this; report the error on larger N.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    save: Annotated[Path | None, typer.Option("--save", help="Write the fit as JSON.")] = None,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="Write a figure (png, pdf, svg).")] = None,
+) -> None:
+    """Fit a loss law L(N, D) to a table of runs.
 
-        ``--law farseer`` uses Farseer's own differential piecewise procedure (Li et al.
-        2025, App. C, Alg. 2), not the generic Huber fit.
-        """
-        from scalelaw._cli._common import check_output_path
+    A robust fit from the law's full grid of starts; prints the parameters and the
+    objective.
 
-        if bootstrap < 0 or bootstrap == 1:
-            raise ValueError(f"--bootstrap: must be 0 or >= 2, got {bootstrap}")
-        if plot is not None and plot.suffix.lower() not in (".png", ".pdf", ".svg"):
-            raise ValueError(f"--plot: use a .png, .pdf or .svg file, got {plot.name!r}")
-        check_output_path(save, "--save")
-        check_output_path(plot, "--plot")
-        folder = _jax_cache_dir()
-        if law == "farseer":
-            from scalelaw.fit.farseer import fit_farseer
+    --law farseer uses Farseer's own differential piecewise procedure (Li et al. 2025,
+    App. C, Alg. 2), not the generic Huber fit.
+    """
+    from scalelaw._cli._common import check_output_path
 
-            if bootstrap or drop_top:
-                raise ValueError("--law farseer: --bootstrap and --drop-top are not supported "
-                                 "by Farseer's differential fit")
-            result = fit_farseer(table, n=n, d=d, loss=loss, holdout_above=holdout_above)
-        else:
-            from scalelaw.fit._programs import export_cache
-            from scalelaw.fit.robust import fit_law
+    if bootstrap < 0 or bootstrap == 1:
+        raise ValueError(f"bootstrap: must be 0 or >= 2, got {bootstrap}")
+    check_output_path(save, "save")
+    check_output_path(plot, "plot", suffixes=(".png", ".pdf", ".svg"))
+    folder = _jax_cache_dir()
+    if law == "farseer":
+        from scalelaw.fit.farseer import fit_farseer
 
-            with export_cache(None if folder is None else folder / "scalelaw-exported"):
-                result = fit_law(table, law, n=n, d=d, loss=loss, drop_top=drop_top,
-                                 bootstrap=bootstrap, seed=seed, holdout_above=holdout_above)
-        if plot is not None:
-            from scalelaw.fit.plots import save_fit_figure
+        if bootstrap or drop_top:
+            raise ValueError("law, bootstrap, drop_top: not supported together: Farseer's "
+                             "differential fit takes no bootstrap and drops no rows")
+        result = fit_farseer(table, n=n, d=d, loss=loss, holdout_above=holdout_above)
+    else:
+        from scalelaw.fit._programs import export_cache
+        from scalelaw.fit.robust import fit_law
 
-            save_fit_figure(result, table, plot, n=n, d=d, loss=loss)
-        if save is not None:
-            result.save(save)
-        if as_json:
-            from scalelaw._cli._common import print_json
+        with export_cache(None if folder is None else folder / "scalelaw-exported"):
+            result = fit_law(table, law, n=n, d=d, loss=loss, drop_top=drop_top,
+                             bootstrap=bootstrap, seed=seed, holdout_above=holdout_above)
+    if plot is not None:
+        from scalelaw.fit.plots import save_fit_figure
 
-            print_json(_summary(result))
-        else:
-            _print_table(result)
+        save_fit_figure(result, table, plot, n=n, d=d, loss=loss)
+    if save is not None:
+        result.save(save)
+    if as_json:
+        from scalelaw._cli._common import print_json
+
+        print_json(_summary(result))
+    else:
+        _print_table(result)
 
 
 def _jax_cache_dir() -> Path | None:
     """JAX's persistent compilation cache for every program (the fit's take 0.5-4 s each
     to compile); set before JAX is imported. Inside it, the CLI keeps the fit programs
     exported, so that a later run also skips tracing them (:mod:`scalelaw.fit._programs`)."""
-    from scalelaw._cli._common import jax_cache
+    from scalelaw.cache import enable_compilation_cache
 
-    return jax_cache(min_compile_secs=0.0)
+    return enable_compilation_cache(min_compile_secs=0.0)
 
 
 def _summary(result: Any) -> dict[str, Any]:

@@ -11,20 +11,7 @@ from typing import Annotated
 
 import typer
 
-from scalelaw._cli._common import as_flags, print_json
-
-
-def _table(title: str, rows: list[tuple[str, str]]) -> None:
-    from rich.table import Table
-
-    from scalelaw._cli._common import console as make_console
-
-    table = Table(title=title, show_header=False)
-    table.add_column("quantity", style="bold")
-    table.add_column("value")
-    for key, value in rows:
-        table.add_row(key, value)
-    make_console().print(table)
+from scalelaw._cli._common import print_json, print_rows
 
 
 def fit_hparams_cmd(
@@ -48,7 +35,7 @@ def fit_hparams_cmd(
     save: Annotated[Path | None, typer.Option("--save", help="Save the fit (JSON).")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Save LR x batch bowls.")] = None,
 ) -> None:
-    """Fit optimal-LR and batch-size laws lr*(N, D), B*(D) to an LR x batch grid."""
+    """Fit lr*(N, D) and B*(D) laws to an LR x batch grid."""
     from scalelaw.fit.hparams import fit_hparams, load_runs
 
     kw = {"n": n, "d": d, "lr": lr, "batch": batch, "loss": loss,
@@ -81,7 +68,7 @@ def fit_hparams_cmd(
             rows.append((f"{name} 95%", f"[{lo:.4f}, {hi:.4f}]"))
     if save is not None:
         rows.append(("saved", str(save)))
-    _table("optimal-hyperparameter laws", rows)
+    print_rows("optimal-hyperparameter laws", rows)
 
 
 def recommend_cmd(
@@ -102,49 +89,12 @@ def recommend_cmd(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Recommend peak LR, batch size, weight decay and schedule for a run."""
+    """Recommend LR, batch, weight decay and schedule for a run."""
     from scalelaw.recommend import recommend
 
-    for flag, value in (("--params", params), ("--tokens", tokens)):
-        if not value > 0 or value == float("inf"):
-            raise ValueError(f"{flag}: must be a positive finite number, got {value!r}")
-    param, fit = None, None
-    if laws is not None:
-        from scalelaw.recommend import _load_laws
-
-        try:
-            fit = _load_laws(laws)
-        except ValueError as err:
-            raise ValueError(as_flags(str(err))) from None
-    swept = fit.metadata.get("parametrization_config") if fit is not None else None
-    if parametrization is not None:
-        from scalelaw.mup.rules import Parametrization
-
-        if base_width is None:
-            raise ValueError("--base-width: required with --parametrization")
-        if swept and (swept["name"], swept["base_width"]) != (parametrization, base_width):
-            raise ValueError(f"--parametrization/--base-width: the fit in --laws comes from a "
-                             f"{swept['name']} sweep with base width {swept['base_width']}")
-        param = Parametrization(parametrization, base_width=base_width)
-    elif swept and width is not None:  # a transfer fit knows its sweep's parametrization
-        from scalelaw.mup.rules import Parametrization
-
-        param = Parametrization(**swept)
-    elif base_width is not None or (width is not None and fit is None):
-        raise ValueError("--width/--base-width: only meaningful with --parametrization "
-                         "(or --laws with a sweep's transfer fit)")
-    try:
-        rec = recommend(params, tokens, laws=fit, seq_len=seq_len, source=source,
-                        parametrization=param, width=width)
-    except ValueError as err:  # name the CLI option, not the Python argument
-        raise ValueError(as_flags(str(err))) from None
+    rec = recommend(params, tokens, laws=laws, seq_len=seq_len, source=source,
+                    parametrization=parametrization, width=width, base_width=base_width)
     if as_json:
         print_json(rec.to_dict())
         return
-    _table(f"recommendation for N = {params:.3g}, D = {tokens:.3g}", rec.rows())
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``fit-hparams`` and ``recommend`` to the ``scalelaw`` app."""
-    app.command("fit-hparams")(fit_hparams_cmd)
-    app.command("recommend")(recommend_cmd)
+    print_rows(f"recommendation for N = {params:.3g}, D = {tokens:.3g}", rec.rows())

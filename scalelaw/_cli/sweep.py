@@ -14,7 +14,7 @@ import typer
 from scalelaw._cli._common import print_json
 
 sweep_app = typer.Typer(help="Plan, run, inspect and collect sweeps (see sweeps/*.yaml).",
-                        no_args_is_help=True)
+                        no_args_is_help=True, rich_markup_mode=None)
 
 OutDir = Annotated[Path, typer.Option("--out", help="Sweep directory (created if missing).")]
 
@@ -22,10 +22,6 @@ OutDir = Annotated[Path, typer.Option("--out", help="Sweep directory (created if
 def _spec(path: Path):  # noqa: ANN202
     from scalelaw.sweep import load_spec
 
-    if path.is_dir():
-        raise ValueError(f"{path}: is a directory; give a sweep spec .yaml file")
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such spec file")
     return load_spec(path)
 
 
@@ -57,7 +53,11 @@ def plan_cmd(
     mode: Annotated[str, typer.Option(help="With --calibrate: auto, vmap or sequential.")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Groups, trials, tokens, FLOPs and the estimated wall time on this machine."""
+    """Groups, trials, FLOPs and the estimated wall time.
+
+    The time is estimated for this machine (its measured matmul peak), or measured with
+    --calibrate.
+    """
     from scalelaw.sweep.plan import group_table, plan
 
     loaded = _spec(spec)
@@ -107,8 +107,10 @@ def run_cmd(
     extend: Annotated[bool, typer.Option(
         "--extend", help="Add this spec's trials to a sweep directory holding another spec.")
     ] = False,
+    json_out: Annotated[bool, typer.Option(
+        "--json", help="Print the run's summary as one JSON object.")] = False,
 ) -> None:
-    """Train every unfinished trial; re-run the same command to resume."""
+    """Train every unfinished trial (re-run to resume)."""
     from scalelaw._cli._sweep_run import run_sweep
     from scalelaw.sweep.executors import LocalExecutor, check_trainable
     from scalelaw.sweep.store import SweepStore
@@ -121,14 +123,14 @@ def run_cmd(
     else:
         store = SweepStore.open(out)
     _jax_cache()
-    raise typer.Exit(run_sweep(store, executor, max_groups=max_groups))
+    raise typer.Exit(run_sweep(store, executor, max_groups=max_groups, json_out=json_out))
 
 
 def _jax_cache() -> None:
     """Use JAX's persistent compilation cache (set before JAX is imported)."""
-    from scalelaw._cli._common import jax_cache
+    from scalelaw.cache import enable_compilation_cache
 
-    jax_cache()
+    enable_compilation_cache()
 
 
 # ----------------------------------------------------------------------------- status
@@ -137,10 +139,11 @@ def status_cmd(
     sweep_dir: Annotated[Path, typer.Argument(help="Sweep directory (--out of run).")],
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Trial states per group, and the best LR per width (final eval loss)."""
-    from scalelaw._cli._sweep_status import print_status, status_data
+    """Trial states per group and the best LR per width."""
+    from scalelaw._cli._sweep_status import print_status
+    from scalelaw.sweep.status import sweep_status
 
-    data = status_data(sweep_dir)
+    data = sweep_status(sweep_dir)
     if json_out:
         print_json(data)
     else:
@@ -169,21 +172,24 @@ def recommend_cmd(
         "--save", help="Save the LR-transfer fit (JSON).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Fit the best LR per width and its drift; recommend hyperparameters at --width."""
-    from scalelaw._cli._common import check_output_path
-    from scalelaw._cli._sweep_recommend import print_recommendation, sweep_recommendation
+    """Recommend hyperparameters at --width from the sweep.
 
-    check_output_path(save, "--save")
-    fit, rec, _ = sweep_recommendation(sweep_dir, width=width, tokens=tokens, params=params,
-                                       parametrization=parametrization, seq_len=seq_len,
-                                       source=source, drift=drift)
+    Fits the best LR per width and its drift with width, then recommends.
+    """
+    from scalelaw._cli._common import check_output_path
+    from scalelaw._cli._sweep_recommend import print_recommendation
+    from scalelaw.sweep_recommend import recommend_from_sweep
+
+    check_output_path(save, "save")
+    result = recommend_from_sweep(sweep_dir, width=width, tokens=tokens, n_params=params,
+                                  parametrization=parametrization, seq_len=seq_len,
+                                  source=source, drift=drift)
     if save is not None:
-        fit.save(save)
+        result.fit.save(save)
     if json_out:
-        print_json({"transfer": fit.to_dict(), "recommendation": rec.to_dict(),
-                    "saved": str(save) if save else None})
+        print_json(result.to_dict() | {"saved": str(save) if save else None})
     else:
-        print_recommendation(fit, rec, width)
+        print_recommendation(result)
 
 
 # ----------------------------------------------------------------------------- collect
@@ -192,23 +198,18 @@ def collect_cmd(
     sweep_dir: Annotated[Path, typer.Argument(help="Sweep directory (--out of run).")],
     out: Annotated[Path | None, typer.Option(
         "--out", help="Parquet file (default: DIR/results.parquet).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Write the long results table (one row per trial and logged step) to parquet."""
-    from scalelaw.sweep.results import collect
-    from scalelaw.sweep.store import SweepStore
+    """Write the results table (a row per trial and step) to parquet."""
+    from scalelaw.sweep.results import collect_summary
 
-    store = SweepStore.open(sweep_dir)
-    counts: dict[str, int] = {}
-    for state in store.states().values():
-        counts[state] = counts.get(state, 0) + 1
-    path, table = collect(sweep_dir, out)
-    states = ", ".join(f"{n} {s}" for s, n in counts.items())
-    typer.echo(f"wrote {path}: {len(table)} rows, {table['trial_id'].nunique()} trials "
-               f"with rows ({states})")
-    if counts.get("pending") or counts.get("interrupted") or counts.get("running"):
+    report = collect_summary(sweep_dir, out)
+    if json_out:
+        print_json(report)
+        return
+    states = ", ".join(f"{n} {s}" for s, n in report["states"].items())
+    typer.echo(f"wrote {report['path']}: {report['rows']} rows, {report['trials_with_rows']} "
+               f"trials with rows ({states})")
+    if not report["finished"]:
         typer.echo(f"note: the sweep is not finished; resume with "
                    f"`scalelaw sweep run --out {sweep_dir}`", err=True)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(sweep_app, name="sweep")

@@ -126,7 +126,7 @@ class FitResult:
         """Write the fit as JSON, atomically (a temp file renamed into place)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(_nan_to_none(self.to_dict()), indent=1, default=_json_default,
+        text = json.dumps(json_safe(self.to_dict()), indent=1, default=_json_default,
                           allow_nan=False)
         atomic_write(path, text + "\n")
 
@@ -150,14 +150,18 @@ def load_fit(path: str | os.PathLike[str]) -> FitResult:
     return FitResult.from_dict(data)
 
 
-def _nan_to_none(obj: Any) -> Any:
-    """Non-finite floats become ``null`` so the file is strict JSON."""
+def json_safe(obj: Any) -> Any:
+    """``obj`` with non-finite floats as ``None`` (nested dicts and lists), for strict JSON.
+
+    >>> json_safe({"a": [1.0, float("nan")], "b": float("inf")})
+    {'a': [1.0, None], 'b': None}
+    """
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_nan_to_none(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 

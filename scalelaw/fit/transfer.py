@@ -49,7 +49,7 @@ from scalelaw.errors import ConfigError
 from scalelaw.fit.isoflop import parabola_minimum
 from scalelaw.fit.result import FitResult
 
-__all__ = ["fit_lr_transfer", "lr_optima", "predict_lr"]
+__all__ = ["fit_lr_transfer", "lr_optima", "predict_lr", "select_parametrization"]
 
 def lr_optima(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
               loss: str = "final_eval_loss", neighbours: int = 1) -> pd.DataFrame:
@@ -131,8 +131,12 @@ def _ols(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
             "sxx": sxx, "rss": float(resid @ resid), "se_slope": se, "nonzero": nonzero}
 
 
-def _select(summary: pd.DataFrame, parametrization: str | None,
-            ) -> tuple[pd.DataFrame, str | None]:
+def select_parametrization(summary: pd.DataFrame, parametrization: str | None,
+                           ) -> tuple[pd.DataFrame, str | None]:
+    """The rows of one parametrization, and its name.
+
+    ``None`` picks the only one in the table (a table of several needs a choice).
+    """
     if "parametrization" not in summary:
         return summary, parametrization
     names = sorted(summary["parametrization"].dropna().unique())
@@ -184,7 +188,7 @@ def fit_lr_transfer(summary: pd.DataFrame, *, width: str = "width", lr: str = "l
     """
     if drift not in ("auto", "fit", "none"):
         raise ConfigError(f"drift: must be 'auto', 'fit' or 'none', got {drift!r}")
-    data, parametrization = _select(summary, parametrization)
+    data, parametrization = select_parametrization(summary, parametrization)
     requested = drift
     if drift == "auto":
         drift = "none" if parametrization in ("mup", "completep") else "fit"

@@ -29,7 +29,7 @@ import pandas as pd
 
 from scalelaw.mup import optim
 from scalelaw.mup.roles import path_str
-from scalelaw.mup.rules import Parametrization
+from scalelaw.mup.rules import NAMES, Parametrization
 
 MODELS = ("transformer", "mlp")
 OPTIMIZERS = ("adam", "sgd")
@@ -185,6 +185,9 @@ def coord_check(
     if not lr > 0:
         raise ValueError(f"lr: must be > 0, got {lr!r}")
     if isinstance(parametrization, str):
+        if parametrization not in NAMES:
+            raise ValueError(f"parametrization: must be one of {', '.join(NAMES)}, "
+                             f"got {parametrization!r}")
         parametrization = Parametrization(parametrization, base_width=widths[0],
                                           base_depth=depth, zero_init_readout=zero_init_readout)
     rows = []

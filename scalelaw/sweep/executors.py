@@ -78,6 +78,11 @@ class RunObserver:
     up front should display ``max(completed, sum of reports)``.
     """
 
+    def run_started(self, n_groups: int, of_groups: int, *, trials: int, total: int,
+                    completed: int) -> None:
+        """A run starts ``n_groups`` of the sweep's ``of_groups`` groups (``trials``
+        unfinished trials; ``total`` and ``completed`` member-steps over them)."""
+
     def group_started(self, group: Group, total: int, completed: int) -> None:
         """A group is about to train."""
 
@@ -116,7 +121,7 @@ class LocalExecutor:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"--mode: must be one of {', '.join(MODES)}; got {self.mode!r}")
+            raise ValueError(f"mode: must be one of {', '.join(MODES)}; got {self.mode!r}")
 
     def run(self, groups: Sequence[Group], store: SweepStore,
             observer: RunObserver | None = None) -> list[GroupResult]:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scalelaw._paths import cache_dir
+from scalelaw.cache import cache_dir
 from scalelaw.sweep.spec import SweepSpec
 from scalelaw.sweep.trial import Group, TrialConfig
 

@@ -55,7 +55,8 @@ import pandas as pd
 from scalelaw._io import atomic_write
 from scalelaw.sweep.store import SweepStore, read_json
 
-__all__ = ["COLUMNS", "build_table", "collect", "lr_grid", "results_table", "trial_summary"]
+__all__ = ["COLUMNS", "build_table", "collect", "collect_summary", "lr_grid", "results_table",
+           "trial_summary"]
 
 COLUMNS: dict[str, str] = {
     "sweep": "string", "trial_id": "string", "group_id": "string", "member": "int64",
@@ -162,14 +163,31 @@ def collect(sweep_dir: str | os.PathLike[str], out: str | os.PathLike[str] | Non
     table = results_table(sweep_dir)
     path = Path(out) if out is not None else Path(sweep_dir) / "results.parquet"
     if path.is_dir():
-        raise ValueError(f"--out {path}: is a directory; give a .parquet file name")
+        raise ValueError(f"out: {path} is a directory; give a .parquet file name")
     if not path.parent.is_dir():
-        raise FileNotFoundError(f"--out {path}: directory {path.parent} does not exist")
+        raise FileNotFoundError(f"out: directory {path.parent} does not exist")
     buffer = io.BytesIO()
     table.to_parquet(buffer, index=False)
     atomic_write(path, buffer.getvalue())
     return path, table
 
+
+
+def collect_summary(sweep_dir: str | os.PathLike[str],
+                    out: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """:func:`collect`, and what it wrote: ``{"path", "rows", "trials_with_rows",
+    "states": {state: trials}, "finished"}`` (``finished``: no trial pending, running or
+    interrupted). What ``scalelaw sweep collect`` reports."""
+    from scalelaw.sweep.store import SweepStore
+
+    counts: dict[str, int] = {}
+    for state in SweepStore.open(sweep_dir).states().values():
+        counts[state] = counts.get(state, 0) + 1
+    path, table = collect(sweep_dir, out)
+    unfinished = any(counts.get(s) for s in ("pending", "interrupted", "running"))
+    return {"path": str(path), "rows": len(table),
+            "trials_with_rows": int(table["trial_id"].nunique()), "states": counts,
+            "finished": not unfinished}
 
 def trial_summary(results: pd.DataFrame) -> pd.DataFrame:
     """One row per trial of a long results table: final and best losses.

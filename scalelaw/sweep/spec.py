@@ -218,6 +218,10 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 
 
 def _read_yaml(path: Path) -> Any:
+    if path.is_dir():
+        raise config_error(str(path), "is a directory; give a sweep spec .yaml file")
+    if not path.exists():
+        raise config_error(str(path), "no such spec file")
     try:
         text = path.read_text()
     except OSError as exc:

@@ -154,7 +154,7 @@ class SweepStore:
         """
         root = Path(root)
         if root.exists() and not root.is_dir():
-            raise ConfigError(f"--out {root}: is a file, not a directory")
+            raise ConfigError(f"root: {root} is a file, not a directory")
         ids = [t.trial_id for t in spec.trials()]
         if (root / INDEX).exists():
             store = cls.open(root)
@@ -165,7 +165,7 @@ class SweepStore:
                 raise ConfigError(store._difference(spec.name, ids))
             return store._extend(spec, ids, spec_text)
         if root.is_dir() and any(p.name != SPEC for p in root.iterdir()):
-            raise ConfigError(f"--out {root}: exists and is not a sweep directory (no {INDEX}); "
+            raise ConfigError(f"root: {root} exists and is not a sweep directory (no {INDEX}); "
                               f"choose a new or empty directory")
         root.mkdir(parents=True, exist_ok=True)
         atomic_write(root / SPEC, spec_text if spec_text is not None else _spec_text(spec))
@@ -187,8 +187,8 @@ class SweepStore:
         else:
             what = f"sweep {self.name!r} with different trials ({new} new in this spec, " \
                    f"{missing} not in it)"
-        return (f"--out {self.root}: holds {what}; use a new --out, or --extend to add this "
-                f"spec to it")
+        return (f"root: {self.root} holds {what}; use a new directory, or add this spec's "
+                f"trials to it (extend=True; sweep run --extend)")
 
     def _extend(self, spec: SweepSpec, ids: list[str], spec_text: str | None) -> SweepStore:
         file = f"sweep.{len(self.specs) + 1}.yaml"

@@ -39,7 +39,6 @@ Examples
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -47,26 +46,16 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from scalelaw._paths import cache_dir
+from scalelaw.cache import enable_compilation_cache
 from scalelaw.corpus import load_corpus
 from scalelaw.train._member import Member, MemberResult
 from scalelaw.train.config import TrialLike
 from scalelaw.train.step import StepFns, stack, step_fns, unstack
 
-__all__ = ["DEFAULT_STEPS_PER_CALL", "MODES", "MemberResult", "enable_compilation_cache",
-           "resolve_mode", "train_group"]
+__all__ = ["DEFAULT_STEPS_PER_CALL", "MODES", "MemberResult", "resolve_mode", "train_group"]
 
 MODES = ("auto", "vmap", "sequential")
 DEFAULT_STEPS_PER_CALL = 10
-def enable_compilation_cache(path: Path | None = None) -> None:
-    """Use JAX's persistent compilation cache at ``path`` (default
-    :func:`scalelaw._paths.cache_dir` ``/ "jax"``, where the CLI puts it) unless the user
-    chose one (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config.jax_compilation_cache_dir``)."""
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
-        return
-    jax.config.update("jax_compilation_cache_dir", str(path or cache_dir() / "jax"))
-
-
 def resolve_mode(mode: str) -> str:
     """``"vmap"`` or ``"sequential"``; ``"auto"`` is sequential on CPU, vmap elsewhere."""
     if mode not in MODES:

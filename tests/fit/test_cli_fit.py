@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -114,7 +116,7 @@ def test_holdout_needs_an_n_input(tmp_path, capsys):
     pd.DataFrame({"C": C, "lr": 0.3 * C**-0.125}).to_csv(path, index=False)
     code, _, err = run(["fit", str(path), "--law", "lr_c", "--loss", "lr", "--holdout-above",
                         "1e8"], capsys)
-    assert code == 2 and err.startswith("error: holdout_above: law 'lr_c' has no N"), err
+    assert code == 2 and err.startswith("error: --holdout-above: law 'lr_c' has no N"), err
 
 
 def test_fit_keeps_exported_programs_in_the_jax_cache(table, tmp_path, monkeypatch, capsys):
@@ -140,14 +142,19 @@ def test_fit_keeps_exported_programs_in_the_jax_cache(table, tmp_path, monkeypat
 
 
 def test_jax_cache_default_is_the_sweep_cache(tmp_path, monkeypatch):
-    from scalelaw._cli._common import jax_cache
-    from scalelaw.sweep.plan import cache_dir
+    """Before JAX is imported (as in the CLI): through the environment, in cache_dir()."""
+    code = ("import os, sys; from scalelaw.cache import cache_dir, enable_compilation_cache; "
+            "assert 'jax' not in sys.modules; folder = enable_compilation_cache(0.0); "
+            "assert folder == cache_dir() / 'jax', folder; "
+            "print(os.environ['JAX_COMPILATION_CACHE_DIR'], "
+            "os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'])")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    out = subprocess.run([sys.executable, "-c", code], env=env | {"XDG_CACHE_HOME": str(tmp_path)},
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(tmp_path / "scalelaw" / "jax"), "0.0"]
+    from scalelaw.cache import enable_compilation_cache
 
-    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
-    monkeypatch.delenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert jax_cache(min_compile_secs=0.0) == cache_dir() / "jax" == tmp_path / "scalelaw" / "jax"
-    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "scalelaw" / "jax")
-    assert os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0.0"
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "")
-    assert jax_cache() is None
+    assert enable_compilation_cache() is None
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "mine"))
+    assert enable_compilation_cache() == tmp_path / "mine"  # the user's choice wins

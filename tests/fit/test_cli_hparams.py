@@ -96,7 +96,7 @@ def test_recommend_default_table_and_json(capsys):
         (["recommend", "--params", "1e9", "--tokens", "1e9", "--parametrization", "mup",
           "--width", "512"], "--base-width"),
         (["recommend", "--params", "1e9", "--tokens", "1e9", "--parametrization", "xp",
-          "--width", "512", "--base-width", "64"], "name"),
+          "--width", "512", "--base-width", "64"], "--parametrization: must be one of"),
         (["fit-hparams", "/nonexistent.csv"], "nonexistent"),
         (["recommend", "--params", "abc", "--tokens", "1e9"], "params"),
     ],

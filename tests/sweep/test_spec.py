@@ -265,7 +265,7 @@ def test_yaml_numbers_and_errors(tmp_path) -> None:
     dup.write_text("name: y\nmodel:\n  width: 64\n  width: 32\n")
     with pytest.raises(ConfigError, match="width: duplicate key at line 4"):
         load_spec(dup)
-    with pytest.raises(ConfigError, match="missing.yaml: cannot read spec"):
+    with pytest.raises(ConfigError, match="missing.yaml: no such spec file"):
         load_spec(tmp_path / "missing.yaml")
 
 
