@@ -14,7 +14,7 @@ Examples
 ...     for N in np.geomspace(0.2, 5, 7) * 0.1 * C**0.5:
 ...         D = C / (6 * N)
 ...         rows.append((N, C, 1.69 + 406.4 / N**0.34 + 410.7 / D**0.28))
->>> res = isoflop_fit(pd.DataFrame(rows, columns=["N", "C", "loss"]), n_boot=0)
+>>> res = isoflop_fit(pd.DataFrame(rows, columns=["N", "C", "loss"]), bootstrap=0)
 >>> round(res.params["a"], 2)
 0.45
 """
@@ -48,13 +48,13 @@ def wls_power_law(log_c: np.ndarray, log_n: np.ndarray, var: np.ndarray | None =
     return float(coef[0]), float(coef[1])
 
 
-def _budget_minima(groups: list[tuple[float, np.ndarray, np.ndarray]], n_boot: int,
+def _budget_minima(groups: list[tuple[float, np.ndarray, np.ndarray]], bootstrap: int,
                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Point minima (B,) and bootstrap minima (n_boot, B) of log N* per budget."""
+    """Point minima (B,) and bootstrap minima (bootstrap, B) of log N* per budget."""
     point = np.array([parabola_minimum(x, y)[0] for _, x, y in groups])
-    draws = np.full((n_boot, len(groups)), np.nan)
+    draws = np.full((bootstrap, len(groups)), np.nan)
     for j, (_, x, y) in enumerate(groups):
-        for b in range(n_boot):
+        for b in range(bootstrap):
             idx = rng.integers(0, len(x), len(x))
             if len(np.unique(x[idx])) >= 3:
                 draws[b, j] = parabola_minimum(x[idx], y[idx])[0]
@@ -62,7 +62,7 @@ def _budget_minima(groups: list[tuple[float, np.ndarray, np.ndarray]], n_boot: i
 
 
 def isoflop_fit(table: TableLike, *, n: str = "N", c: str = "C", loss: str = "loss",
-                n_boot: int = 1000, seed: int = 0, flops_per_param_token: float = 6.0,
+                bootstrap: int = 0, seed: int = 0, flops_per_param_token: float = 6.0,
                 ) -> FitResult:
     """Chinchilla Approach 2: N*(C) = k·C^a from per-budget parabola minima.
 
@@ -71,7 +71,7 @@ def isoflop_fit(table: TableLike, *, n: str = "N", c: str = "C", loss: str = "lo
     table : DataFrame or path
         One row per run: parameters ``n``, compute budget ``c`` (runs of one budget share
         the exact value) and final ``loss``.
-    n_boot : int
+    bootstrap : int
         Bootstrap resamples of each budget's runs (0: unweighted fit, no intervals).
 
     Returns
@@ -91,18 +91,18 @@ def isoflop_fit(table: TableLike, *, n: str = "N", c: str = "C", loss: str = "lo
     if len(groups) < 2:
         raise ConfigError(f"column {c!r}: need >= 2 compute budgets with >= 3 runs each")
     rng = np.random.default_rng(seed)
-    point, draws = _budget_minima(groups, n_boot, rng)
+    point, draws = _budget_minima(groups, bootstrap, rng)
     ok = np.isfinite(point)
     if ok.sum() < 2:
         raise ConfigError("isoflop: fewer than 2 budgets have a convex loss-vs-N profile")
     log_c = np.log([g[0] for g in groups])
-    var = np.nanvar(draws, axis=0, ddof=1) if n_boot > 1 else None
+    var = np.nanvar(draws, axis=0, ddof=1) if bootstrap > 1 else None
     if var is not None:
         ok &= np.isfinite(var) & (var > 0)
     log_k, a = wls_power_law(log_c[ok], point[ok], None if var is None else var[ok])
     params = _with_tokens(log_k, a, flops_per_param_token)
     samples: dict[str, list[float]] | None = None
-    if n_boot > 1:
+    if bootstrap > 1:
         boot = [_with_tokens(*wls_power_law(log_c[ok], row[ok], var[ok]), flops_per_param_token)
                 for row in draws if np.all(np.isfinite(row[ok]))]
         samples = {k: [b[k] for b in boot] for k in params}
@@ -111,7 +111,7 @@ def isoflop_fit(table: TableLike, *, n: str = "N", c: str = "C", loss: str = "lo
     return FitResult(law="isoflop", params=params, kind="loss",
                      conventions={"N": "parameters", "C": f"FLOPs = {flops_per_param_token:g}·N·D"},
                      n_points=int(len(cols["N"])), samples=samples,
-                     metadata={"budgets": budgets.to_dict(orient="list"), "n_boot": n_boot,
+                     metadata={"budgets": budgets.to_dict(orient="list"), "bootstrap": bootstrap,
                                "seed": seed, "used_budgets": int(ok.sum()),
                                "source": "Hoffmann et al. 2022 Approach 2; Porian et al. 2024"})
 

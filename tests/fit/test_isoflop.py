@@ -40,7 +40,7 @@ def test_recovers_exponent_noiseless():
     """
     al, be, A, B = (HOFF[k] for k in ("alpha", "beta", "A", "B"))
     G = (al * A / (be * B)) ** (1 / (al + be))  # N_opt = G (C/6)^a, D_opt = (C/6)^b / G
-    res = isoflop_fit(table(), n_boot=0)
+    res = isoflop_fit(table(), bootstrap=0)
     assert res.params["a"] == pytest.approx(be / (al + be), abs=1e-9)
     assert res.params["b"] == pytest.approx(al / (al + be), abs=1e-9)
     assert res.params["k"] == pytest.approx(G * 6 ** -(be / (al + be)), rel=0.02)
@@ -48,7 +48,7 @@ def test_recovers_exponent_noiseless():
 
 
 def test_bootstrap_interval_covers_truth():
-    res = isoflop_fit(table(noise=0.002), n_boot=300, seed=0)
+    res = isoflop_fit(table(noise=0.002), bootstrap=300, seed=0)
     lo, hi = res.interval("a")
     assert lo < 0.28 / 0.62 < hi
     assert hi - lo < 0.2
@@ -57,6 +57,6 @@ def test_bootstrap_interval_covers_truth():
 
 def test_bad_input():
     with pytest.raises(ConfigError, match="compute budgets"):
-        isoflop_fit(table().query("C == C.min()"), n_boot=0)
+        isoflop_fit(table().query("C == C.min()"), bootstrap=0)
     with pytest.raises(ConfigError, match="column 'flops'"):
         isoflop_fit(table(), c="flops")
