@@ -40,7 +40,7 @@ _EXPORTS: dict[str, str] = {
     "flops_per_token": "scalelaw.models.config",
     "FitResult": "scalelaw.fit.result",
     "load_fit": "scalelaw.fit.result",
-    "fit_law": "scalelaw.fit.robust",
+    "fit_law": "scalelaw.fit.fit_law",
     "Law": "scalelaw.fit.laws",
     "get_law": "scalelaw.fit.laws",
     "register_law": "scalelaw.fit.laws",
@@ -74,11 +74,11 @@ if TYPE_CHECKING:
     from scalelaw.fit.bootstrap import prediction_interval
     from scalelaw.fit.bowl import fit_bowl, leave_one_cell_out
     from scalelaw.fit.farseer import fit_farseer, predict_farseer
+    from scalelaw.fit.fit_law import fit_law
     from scalelaw.fit.hparams import fit_hparams, predict_hparams
     from scalelaw.fit.isoflop import isoflop_fit
     from scalelaw.fit.laws import Law, get_law, list_laws, register_law
     from scalelaw.fit.result import FitResult, load_fit
-    from scalelaw.fit.robust import fit_law
     from scalelaw.fit.transfer import fit_lr_transfer, predict_lr
     from scalelaw.models.config import TransformerConfig, flops_per_token, param_count
     from scalelaw.models.mlp import MLP

@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
             result = fit_farseer(table, n=n, d=d, loss=loss, holdout_above=holdout_above)
         else:
             from scalelaw.fit._programs import export_cache
-            from scalelaw.fit.robust import fit_law
+            from scalelaw.fit.fit_law import fit_law
 
             with export_cache(None if folder is None else folder / "scalelaw-exported"):
                 result = fit_law(table, law, n=n, d=d, loss=loss, drop_top=drop_top,

@@ -114,7 +114,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("band_threshold_cli", "scalelaw/_cli/hparams.py",
            "] = 0.0025,", "] = 0.025,",
            ("tests/fit/test_guards.py",), "Step Law band 2.5% in fit-hparams --threshold"),
-    Mutant("huber_mean", "scalelaw/fit/robust.py",
+    Mutant("huber_mean", "scalelaw/fit/objective.py",
            "return jnp.sum(w * huber(law.log_predict_fit(theta, x) - log_y, delta))",
            "return jnp.mean(w * huber(law.log_predict_fit(theta, x) - log_y, delta))",
            ("tests/fit/test_guards.py",), "Huber objective averaged instead of summed"),
