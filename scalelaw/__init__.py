@@ -53,7 +53,7 @@ _EXPORTS: dict[str, str] = {
     "predict_lr": "scalelaw.fit.transfer",
     "predict_hparams": "scalelaw.fit.hparams",
     "fit_bowl": "scalelaw.fit.bowl",
-    "leave_one_cell_out": "scalelaw.fit.bowl",
+    "leave_one_cell_out": "scalelaw.fit.hparams",
     "fit_farseer": "scalelaw.fit.farseer",
     "predict_farseer": "scalelaw.fit.farseer",
     "load_corpus": "scalelaw.corpus",
@@ -72,10 +72,10 @@ if TYPE_CHECKING:
     from scalelaw.corpus import load_corpus
     from scalelaw.fit.allocate import compute_optimal
     from scalelaw.fit.bootstrap import prediction_interval
-    from scalelaw.fit.bowl import fit_bowl, leave_one_cell_out
+    from scalelaw.fit.bowl import fit_bowl
     from scalelaw.fit.farseer import fit_farseer, predict_farseer
     from scalelaw.fit.fit_law import fit_law
-    from scalelaw.fit.hparams import fit_hparams, predict_hparams
+    from scalelaw.fit.hparams import fit_hparams, leave_one_cell_out, predict_hparams
     from scalelaw.fit.isoflop import isoflop_fit
     from scalelaw.fit.laws import Law, get_law, list_laws, register_law
     from scalelaw.fit.result import FitResult, load_fit

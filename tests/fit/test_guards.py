@@ -13,9 +13,8 @@ import pandas as pd
 import pytest
 
 from scalelaw.cli import main
-from scalelaw.fit.bowl import leave_one_cell_out
 from scalelaw.fit.fit_law import fit_law
-from scalelaw.fit.hparams import band_mask, fit_hparams, load_runs
+from scalelaw.fit.hparams import band_mask, fit_hparams, leave_one_cell_out, load_runs
 from scalelaw.fit.laws import get_law
 from scalelaw.fit.objective import objective
 

@@ -107,7 +107,7 @@ MUTANTS: tuple[Mutant, ...] = (
            '    method: str = "band",\n    threshold: float = 0.0025,',
            '    method: str = "band",\n    threshold: float = 0.025,',
            ("tests/fit/test_guards.py",), "Step Law band 2.5% in fit_hparams"),
-    Mutant("band_threshold_leave_one_cell_out", "scalelaw/fit/bowl.py",
+    Mutant("band_threshold_leave_one_cell_out", "scalelaw/fit/hparams.py",
            "runs: pd.DataFrame, *, threshold: float = 0.0025, window",
            "runs: pd.DataFrame, *, threshold: float = 0.025, window",
            ("tests/fit/test_guards.py",), "Step Law band 2.5% in leave_one_cell_out"),
