@@ -31,7 +31,7 @@ _EXPORTS: dict[str, str] = {
     "infer_roles": "scalelaw.mup.roles",
     "adamw": "scalelaw.mup.optim",
     "multipliers_table": "scalelaw.mup.tables",
-    "coord_check": "scalelaw.mup.diagnostics",
+    "coord_check": "scalelaw.models.coord_check",
     "top_singular_values": "scalelaw.mup.diagnostics",
     "Transformer": "scalelaw.models.transformer",
     "TransformerConfig": "scalelaw.models.config",
@@ -81,9 +81,10 @@ if TYPE_CHECKING:
     from scalelaw.fit.result import FitResult, load_fit
     from scalelaw.fit.transfer import fit_lr_transfer, predict_lr
     from scalelaw.models.config import TransformerConfig, flops_per_token, param_count
+    from scalelaw.models.coord_check import coord_check
     from scalelaw.models.mlp import MLP
     from scalelaw.models.transformer import Transformer
-    from scalelaw.mup.diagnostics import coord_check, top_singular_values
+    from scalelaw.mup.diagnostics import top_singular_values
     from scalelaw.mup.optim import adamw
     from scalelaw.mup.roles import infer_roles
     from scalelaw.mup.rules import Parametrization

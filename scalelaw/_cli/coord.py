@@ -27,7 +27,7 @@ def coord_check_command(
     width_list = parse_int_list(widths, "widths")
     if plot is not None and plot.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise ValueError(f"plot: use a .png, .pdf or .svg file, got {plot.name!r}")
-    from scalelaw.mup.diagnostics import coord_check
+    from scalelaw.models.coord_check import coord_check
 
     result = coord_check(model, parametrization, width_list, steps=steps, optimizer=optimizer,
                          lr=lr, depth=depth, seeds=seeds, bound=bound)
