@@ -50,14 +50,15 @@ import numpy as np
 from scalelaw._paths import cache_dir
 from scalelaw.corpus import load_corpus
 from scalelaw.train._member import Member, MemberResult
-from scalelaw.train.config import TrialLike
+from scalelaw.train.config import MODES, TrialLike
 from scalelaw.train.step import StepFns, stack, step_fns, unstack
 
 __all__ = ["DEFAULT_STEPS_PER_CALL", "MODES", "MemberResult", "enable_compilation_cache",
            "resolve_mode", "train_group"]
 
-MODES = ("auto", "vmap", "sequential")
 DEFAULT_STEPS_PER_CALL = 10
+
+
 def enable_compilation_cache(path: Path | None = None) -> None:
     """Use JAX's persistent compilation cache at ``path`` (default
     :func:`scalelaw._paths.cache_dir` ``/ "jax"``, where the CLI puts it) unless the user
