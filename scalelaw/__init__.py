@@ -51,7 +51,7 @@ _EXPORTS: dict[str, str] = {
     "fit_hparams": "scalelaw.fit.hparams",
     "fit_lr_transfer": "scalelaw.fit.transfer",
     "predict_lr": "scalelaw.fit.transfer",
-    "predict_hparams": "scalelaw.fit.hparams",
+    "predict_hparams": "scalelaw.fit.powerlaw_form",
     "fit_bowl": "scalelaw.fit.bowl",
     "leave_one_cell_out": "scalelaw.fit.hparams",
     "fit_farseer": "scalelaw.fit.farseer",
@@ -75,9 +75,10 @@ if TYPE_CHECKING:
     from scalelaw.fit.bowl import fit_bowl
     from scalelaw.fit.farseer import fit_farseer, predict_farseer
     from scalelaw.fit.fit_law import fit_law
-    from scalelaw.fit.hparams import fit_hparams, leave_one_cell_out, predict_hparams
+    from scalelaw.fit.hparams import fit_hparams, leave_one_cell_out
     from scalelaw.fit.isoflop import isoflop_fit
     from scalelaw.fit.laws import Law, get_law, list_laws, register_law
+    from scalelaw.fit.powerlaw_form import predict_hparams
     from scalelaw.fit.result import FitResult, load_fit
     from scalelaw.fit.transfer import fit_lr_transfer, predict_lr
     from scalelaw.models.config import TransformerConfig, flops_per_token, param_count

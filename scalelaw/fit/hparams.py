@@ -346,25 +346,6 @@ def leave_one_cell_out(
 
 
 # ------------------------------------------------------------------------------ use a law
-def predict_hparams(
-    fit: FitResult, N: float | np.ndarray, D: float | np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted (peak LR, batch in tokens) at (N, D) from a ``kind="hparams"`` fit.
-
-    Examples
-    --------
-    >>> law = from_coefficients([np.log(1.79), -0.713, 0.307, np.log(0.58), 0.571])
-    >>> lr, b = predict_hparams(law, 1e9, 1e11)
-    >>> round(float(lr), 5), round(float(b) / 1e6, 3)
-    (0.00163, 1.108)
-    """
-    p = fit.params
-    missing = [k for k in COEFS if k not in p]
-    if fit.kind != "hparams" or missing:
-        raise ValueError(f"laws: not an hparams fit with {', '.join(COEFS)} (law {fit.law!r})")
-    return power_law_predict(p, N, D)
-
-
 def from_coefficients(
     coefs: Sequence[float] | pd.DataFrame | str | os.PathLike[str], *, law: str = "steplaw"
 ) -> FitResult:

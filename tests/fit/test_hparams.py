@@ -16,8 +16,8 @@ from scalelaw.fit.hparams import (
     from_coefficients,
     leave_one_cell_out,
     load_runs,
-    predict_hparams,
 )
+from scalelaw.fit.powerlaw_form import predict_hparams
 from scalelaw.fit.result import load_fit
 
 ANCHOR = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "steplaw"
