@@ -75,8 +75,8 @@ def main() -> None:
     lN, lD, lL = (np.log(df[c].to_numpy()) for c in ("N", "D", "loss"))
     ones = np.ones_like(lN)
     from scalelaw.fit.bootstrap import refit_weighted, resample_counts
+    from scalelaw.fit.fit_law import fit_law
     from scalelaw.fit.laws import get_law
-    from scalelaw.fit.robust import fit_law
 
     law = get_law("chinchilla")
     starts = law.grid()

@@ -1,7 +1,11 @@
 """scalelaw: muP hyperparameter transfer, token-driven schedules, sweeps and scaling laws.
 
-The public API is re-exported here and imported lazily, so ``import scalelaw`` is cheap
-and does not import JAX until a JAX-backed name is used.
+The public API is re-exported here. Most names are imported lazily (:mod:`scalelaw._lazy`),
+so ``import scalelaw`` is cheap and does not import JAX until a JAX-backed name is used;
+the ``if TYPE_CHECKING:`` block below lists the same names as ordinary imports, for type
+checkers and editors. :func:`recommend` and :class:`Recommendation` are imported at once
+(numpy, no JAX): the function shares its name with its module ``scalelaw.recommend``, and
+a lazy attribute would be shadowed by that submodule as soon as anything imported it.
 
 Examples
 --------
@@ -13,20 +17,21 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING
 
+from scalelaw._lazy import lazy_exports
 from scalelaw.errors import ConfigError
+from scalelaw.recommend import Recommendation, recommend
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
+# public name -> module that defines it (mirrored by the TYPE_CHECKING imports below)
 _EXPORTS: dict[str, str] = {
     "Parametrization": "scalelaw.mup.rules",
     "infer_roles": "scalelaw.mup.roles",
     "adamw": "scalelaw.mup.optim",
     "multipliers_table": "scalelaw.mup.tables",
-    "coord_check": "scalelaw.mup.diagnostics",
+    "coord_check": "scalelaw.models.coord_check",
     "top_singular_values": "scalelaw.mup.diagnostics",
     "Transformer": "scalelaw.models.transformer",
     "TransformerConfig": "scalelaw.models.config",
@@ -35,7 +40,7 @@ _EXPORTS: dict[str, str] = {
     "flops_per_token": "scalelaw.models.config",
     "FitResult": "scalelaw.fit.result",
     "load_fit": "scalelaw.fit.result",
-    "fit_law": "scalelaw.fit.robust",
+    "fit_law": "scalelaw.fit.fit_law",
     "Law": "scalelaw.fit.laws",
     "get_law": "scalelaw.fit.laws",
     "register_law": "scalelaw.fit.laws",
@@ -46,13 +51,11 @@ _EXPORTS: dict[str, str] = {
     "fit_hparams": "scalelaw.fit.hparams",
     "fit_lr_transfer": "scalelaw.fit.transfer",
     "predict_lr": "scalelaw.fit.transfer",
-    "predict_hparams": "scalelaw.fit.hparams",
+    "predict_hparams": "scalelaw.fit.powerlaw_form",
     "fit_bowl": "scalelaw.fit.bowl",
-    "leave_one_cell_out": "scalelaw.fit.bowl",
+    "leave_one_cell_out": "scalelaw.fit.hparams",
     "fit_farseer": "scalelaw.fit.farseer",
     "predict_farseer": "scalelaw.fit.farseer",
-    "recommend": "scalelaw.recommend",
-    "Recommendation": "scalelaw.recommend",
     "load_corpus": "scalelaw.corpus",
     "load_spec": "scalelaw.sweep.spec",
     "collect": "scalelaw.sweep.results",
@@ -65,17 +68,42 @@ _EXPORTS: dict[str, str] = {
     "constant": "scalelaw.schedules",
 }
 
-__all__ = ["ConfigError", "__version__", *_EXPORTS]
+if TYPE_CHECKING:
+    from scalelaw.corpus import load_corpus
+    from scalelaw.fit.allocate import compute_optimal
+    from scalelaw.fit.bootstrap import prediction_interval
+    from scalelaw.fit.bowl import fit_bowl
+    from scalelaw.fit.farseer import fit_farseer, predict_farseer
+    from scalelaw.fit.fit_law import fit_law
+    from scalelaw.fit.hparams import fit_hparams, leave_one_cell_out
+    from scalelaw.fit.isoflop import isoflop_fit
+    from scalelaw.fit.laws import Law, get_law, list_laws, register_law
+    from scalelaw.fit.powerlaw_form import predict_hparams
+    from scalelaw.fit.result import FitResult, load_fit
+    from scalelaw.fit.transfer import fit_lr_transfer, predict_lr
+    from scalelaw.models.config import TransformerConfig, flops_per_token, param_count
+    from scalelaw.models.coord_check import coord_check
+    from scalelaw.models.mlp import MLP
+    from scalelaw.models.transformer import Transformer
+    from scalelaw.mup.diagnostics import top_singular_values
+    from scalelaw.mup.optim import adamw
+    from scalelaw.mup.roles import infer_roles
+    from scalelaw.mup.rules import Parametrization
+    from scalelaw.mup.tables import multipliers_table
+    from scalelaw.schedules import constant, cosine, power, wsd
+    from scalelaw.sweep.results import collect, results_table, trial_summary
+    from scalelaw.sweep.spec import load_spec
+    from scalelaw.train.loop import train_group
 
+__all__ = [
+    "__version__", "adamw", "collect", "compute_optimal", "ConfigError", "constant",
+    "coord_check", "cosine", "fit_bowl", "fit_farseer", "fit_hparams", "fit_law",
+    "fit_lr_transfer", "FitResult", "flops_per_token", "get_law", "infer_roles", "isoflop_fit",
+    "Law", "leave_one_cell_out", "list_laws", "load_corpus", "load_fit", "load_spec", "MLP",
+    "multipliers_table", "param_count", "Parametrization", "power", "predict_farseer",
+    "predict_hparams", "predict_lr", "prediction_interval", "recommend", "Recommendation",
+    "register_law", "results_table", "top_singular_values", "train_group", "Transformer",
+    "TransformerConfig", "trial_summary", "wsd",
+]
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'scalelaw' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -1,7 +1,8 @@
 """Registry of published hyperparameter and compute-allocation laws, with units and sources.
 
-Pure Python (``math`` only): :func:`scalelaw.recommend` and ``scalelaw recommend`` use it
-without importing numpy-heavy fitting code, JAX or model code.
+Plain data and ``math``: :func:`scalelaw.recommend` and ``scalelaw recommend`` use it without
+importing JAX or model code (the allocations are evaluated by
+:func:`scalelaw.fit.allocate.compute_optimal`, in numpy for this closed form).
 
 Hyperparameter laws (``HPARAM_LAWS``), each mapping (N, D, seq_len) to (peak LR, batch in
 tokens):
@@ -28,8 +29,9 @@ Examples
 >>> lr, b = HPARAM_LAWS["steplaw"].predict(1e9, 1e11, 2048)
 >>> round(lr, 6), round(b)
 (0.001632, 1107715)
->>> n_opt, d_opt = compute_optimal(ALLOCATIONS["chinchilla"], 6 * 1e9 * 2e10)
->>> round(d_opt / n_opt, 1)
+>>> from scalelaw.fit.allocate import compute_optimal
+>>> out = compute_optimal(ALLOCATIONS["chinchilla"].params, 6 * 1e9 * 2e10)
+>>> round(float(out["tokens_per_param"][0]), 1)
 40.8
 """
 
@@ -37,8 +39,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from scalelaw.fit.chinchilla import chinchilla_optimal
 
 Predict = Callable[[float, float, int], tuple[float, float]]
 Schedule = Callable[[float, float, float], dict]
@@ -88,17 +88,11 @@ class ChinchillaFit:
     beta: float
     source: str
 
-
-def compute_optimal(fit: ChinchillaFit, compute: float) -> tuple[float, float]:
-    """Closed-form compute-optimal (N_opt, D_opt) for C = 6ND (Hoffmann et al. App. D.2).
-
-    G = (αA/(βB))^(1/(α+β)), N_opt = G·(C/6)^(β/(α+β)), D_opt = (C/6)/N_opt.
-    """
-    if not compute > 0:
-        raise ValueError(f"compute: must be > 0, got {compute!r}")
-    n_opt, d_opt = chinchilla_optimal(
-        {"A": fit.A, "B": fit.B, "alpha": fit.alpha, "beta": fit.beta}, compute)
-    return float(n_opt), float(d_opt)
+    @property
+    def params(self) -> dict[str, float]:
+        """The constants as the ``chinchilla`` law's natural parameters (for
+        :func:`scalelaw.fit.allocate.compute_optimal`)."""
+        return {"E": self.E, "A": self.A, "B": self.B, "alpha": self.alpha, "beta": self.beta}
 
 
 # ------------------------------------------------------------------------- Step Law

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scalelaw import published
-from scalelaw.fit.powerlaw_form import COEFS, power_law_predict
+from scalelaw.fit.allocate import compute_optimal
+from scalelaw.fit.powerlaw_form import COEFS, power_law_predict, predict_hparams
 from scalelaw.fit.result import FitResult, load_fit
 
 
@@ -147,22 +148,11 @@ def _quantile(xs: list[float], q: float) -> float:
 
 
 def _from_fit(fit: FitResult, n: float, d: float) -> tuple[float, float, dict, str]:
-    p = fit.params
-    missing = [k for k in COEFS if k not in p]
-    if fit.kind != "hparams" or missing:
-        raise ValueError(
-            f"laws: expected a kind='hparams' fit with {', '.join(COEFS)}; "
-            f"got law {fit.law!r} (kind {fit.kind!r})"
-        )
-
-    def ev(c: dict[str, float]) -> tuple[float, float]:
-        lr, bs = power_law_predict(c, n, d)
-        return float(lr), float(bs)
-
-    lr, bs = ev(p)
+    lr, bs = (float(v) for v in predict_hparams(fit, n, d))
     intervals: dict[str, tuple[float, float]] = {}
     if fit.samples and all(k in fit.samples for k in COEFS):
-        draws = [ev(dict(zip(COEFS, row, strict=True)))
+        draws = [tuple(float(v) for v in power_law_predict(dict(zip(COEFS, row, strict=True)),
+                                                           n, d))
                  for row in zip(*(fit.samples[k] for k in COEFS), strict=True)]
         for i, name in enumerate(("lr", "batch_tokens")):
             vals = [dr[i] for dr in draws]
@@ -387,7 +377,8 @@ def recommend(
     wd = published.weight_decay_from_timescale(lr, batch_tokens, d, wd_timescale)
     compute = {"flops": 6.0 * n * d, "tokens_per_param": d / n}
     for name, fit in published.ALLOCATIONS.items():
-        n_opt, d_opt = published.compute_optimal(fit, compute["flops"])
+        opt = compute_optimal(fit.params, compute["flops"])
+        n_opt, d_opt = float(opt["N_opt"][0]), float(opt["D_opt"][0])
         compute.update({f"{name}_n_opt": n_opt, f"{name}_d_opt": d_opt,
                         f"{name}_tokens_per_param": d_opt / n_opt})
     notes.append("compute-optimal rows use C = 6*N*D with the given N (Chinchilla counts all "

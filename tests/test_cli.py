@@ -50,7 +50,6 @@ def test_every_command_is_registered_explicitly() -> None:
         assert "def register(" not in path.read_text(), path
 
 
-@pytest.mark.xfail(strict=True, reason="fit.py still imports scalelaw.fit._programs")
 def test_no_cli_module_imports_a_private_name() -> None:
     for path in CLI_FILES:
         for node in ast.walk(ast.parse(path.read_text())):

@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
+from scalelaw.fit.allocate import compute_optimal
 from scalelaw.fit.result import FitResult
 from scalelaw.mup.rules import Parametrization
-from scalelaw.published import ALLOCATIONS, compute_optimal
+from scalelaw.published import ALLOCATIONS
 from scalelaw.recommend import Recommendation, recommend
 
 N, D = 3.0e8, 2.0e10
@@ -55,7 +56,8 @@ def test_power_scheduler_relation_and_schedule():
 def test_compute_optimal_closed_form_matches_numeric_minimum():
     fit = ALLOCATIONS["chinchilla"]
     c = 6 * N * D
-    n_opt, d_opt = compute_optimal(fit, c)
+    opt = compute_optimal(fit.params, c)
+    n_opt, d_opt = opt["N_opt"][0], opt["D_opt"][0]
     loss = [fit.E + fit.A / n**fit.alpha + fit.B / (c / 6 / n) ** fit.beta
             for n in (n_opt * 0.99, n_opt, n_opt * 1.01)]
     assert loss[1] < loss[0] and loss[1] < loss[2]

@@ -35,7 +35,7 @@ def coord_check_cmd(
     """
     width_list = parse_int_list(widths, "widths")
     check_output_path(plot, "plot", suffixes=(".png", ".pdf", ".svg"))
-    from scalelaw.mup.diagnostics import coord_check
+    from scalelaw.models.coord_check import coord_check
 
     result = coord_check(model, parametrization, width_list, steps=steps, optimizer=optimizer,
                          lr=lr, depth=depth, seeds=seeds, bound=bound)

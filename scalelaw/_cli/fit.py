@@ -52,8 +52,8 @@ def fit_cmd(
                              "differential fit takes no bootstrap and drops no rows")
         result = fit_farseer(table, n=n, d=d, loss=loss, holdout_above=holdout_above)
     else:
-        from scalelaw.fit._programs import export_cache
-        from scalelaw.fit.robust import fit_law
+        from scalelaw.fit.fit_law import fit_law
+        from scalelaw.fit.programs import export_cache
 
         with export_cache(None if folder is None else folder / "scalelaw-exported"):
             result = fit_law(table, law, n=n, d=d, loss=loss, drop_top=drop_top,
@@ -75,7 +75,7 @@ def fit_cmd(
 def _jax_cache_dir() -> Path | None:
     """JAX's persistent compilation cache for every program (the fit's take 0.5-4 s each
     to compile); set before JAX is imported. Inside it, the CLI keeps the fit programs
-    exported, so that a later run also skips tracing them (:mod:`scalelaw.fit._programs`)."""
+    exported, so that a later run also skips tracing them (:mod:`scalelaw.fit.programs`)."""
     from scalelaw.cache import enable_compilation_cache
 
     return enable_compilation_cache(min_compile_secs=0.0)

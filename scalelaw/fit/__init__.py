@@ -2,6 +2,15 @@
 
 This package reads tables (pandas DataFrames, CSV or Parquet) and never imports model or
 training code, so losses logged by any framework can be fitted.
+
+Where things are: ``fit_law.py`` (:func:`~scalelaw.fit.fit_law.fit_law`, fit a law to a
+table), ``laws.py`` (the :class:`~scalelaw.fit.laws.Law` objects and their registry),
+``objective.py`` (Hoffmann et al.'s summed Huber objective), ``solver.py`` (the vectorised
+multi-start solver), ``bootstrap.py`` (intervals, held-out error), ``allocate.py``
+(compute-optimal N, D), ``isoflop.py``, ``farseer.py``, ``hparams.py`` and ``bowl.py``
+(optimal LR and batch size laws), ``transfer.py`` (LR transfer across widths), ``result.py``
+(:class:`FitResult`). ``scalelaw.fit.fit_law`` is the module; the function is
+``scalelaw.fit_law`` (or ``from scalelaw.fit.fit_law import fit_law``).
 """
 
 from scalelaw.fit.result import FitResult, load_fit

@@ -2,8 +2,9 @@
 
 For Chinchilla's form L = E + A/N^α + B/D^β the optimum is closed form (Hoffmann et al. 2022,
 Eq. 4 / App. D.2): G = (αA/(βB))^(1/(α+β)), N_opt = G·(C/6)^(β/(α+β)),
-D_opt = G⁻¹·(C/6)^(α/(α+β)). Any other law is minimised numerically along the iso-FLOP line
-D = C/(6N) (bounded Brent search in log N).
+D_opt = G⁻¹·(C/6)^(α/(α+β)), and the loss there is evaluated in numpy, so this path imports
+no JAX (:mod:`scalelaw.recommend` uses it for the published allocations). Any other law is
+minimised numerically along the iso-FLOP line D = C/(6N) (bounded Brent search in log N).
 
 Examples
 --------
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from scalelaw.fit.chinchilla import chinchilla_optimal
+from scalelaw.fit.chinchilla import chinchilla_loss, chinchilla_optimal
 from scalelaw.fit.laws import Law, get_law
 from scalelaw.fit.result import FitResult
 
@@ -57,13 +58,18 @@ def compute_optimal(fit: FitResult | Mapping[str, float], compute: Any, *,
     ----------
     fit : FitResult or dict of natural parameters
     compute : float or array
-        Training FLOPs C.
+        Training FLOPs C (> 0).
     law : str or Law, optional
         Default: ``fit.law`` for a FitResult, else ``"chinchilla"``.
     flops_per_param_token : float
         k in C = k·N·D (6 for the usual forward + backward count).
     numeric : bool
         Force the numeric optimiser even where a closed form exists.
+
+    Raises
+    ------
+    ValueError
+        A compute budget that is not > 0.
     """
     if isinstance(fit, FitResult):
         params, law = fit.params, law or fit.law
@@ -71,9 +77,13 @@ def compute_optimal(fit: FitResult | Mapping[str, float], compute: Any, *,
         params, law = dict(fit), law or "chinchilla"
     law = get_law(law)
     c = np.atleast_1d(np.asarray(compute, dtype=float))
+    if not np.all(c > 0):
+        raise ValueError(f"compute: must be > 0, got {compute!r}")
     if law.name == "chinchilla" and not numeric:
         n_opt, d_opt = chinchilla_optimal(params, c, flops_per_param_token)
+        loss = chinchilla_loss(params, n_opt, d_opt)
     else:
         n_opt, d_opt = numeric_optimal(law, params, c, flops_per_param_token)
+        loss = law.predict(params, N=n_opt, D=d_opt)
     return {"C": c, "N_opt": n_opt, "D_opt": d_opt, "tokens_per_param": d_opt / n_opt,
-            "loss": law.predict(params, N=n_opt, D=d_opt)}
+            "loss": loss}

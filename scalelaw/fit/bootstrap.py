@@ -14,7 +14,7 @@ report the relative error |L̂ − L| / L of the predicted loss on the larger mo
 Examples
 --------
 >>> import numpy as np, pandas as pd
->>> from scalelaw.fit.robust import fit_law
+>>> from scalelaw.fit.fit_law import fit_law
 >>> rng = np.random.default_rng(0)
 >>> N, D = (g.ravel() for g in np.meshgrid(np.geomspace(1e7, 1e9, 5), np.geomspace(1e9, 1e11, 5)))
 >>> L = (1.8 + 400 / N**0.34 + 2000 / D**0.37) * np.exp(0.005 * rng.standard_normal(N.size))
@@ -31,7 +31,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from scalelaw.fit import solver
 from scalelaw.fit.laws import Law, get_law
+from scalelaw.fit.programs import compiled
 from scalelaw.fit.result import FitResult
 
 
@@ -93,11 +95,11 @@ def refit_weighted(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, theta0:
     """Refit once per row of ``weights`` from ``theta0`` (the full-data optimum).
 
     Every refit minimises the weighted objective in coordinates whitened at ``theta0``
-    (:func:`scalelaw.fit.robust.whitening`: unit Hessian for the full data, objective
+    (:func:`scalelaw.fit.solver.whitening`: unit Hessian for the full data, objective
     scaled by its full-data value), with optimistix's dense BFGS vmapped over resamples,
     to relative objective accuracy ``tol``. Each resample evaluates only the rows it drew
     (:func:`compact_resamples`, ~63% of them), and resamples run in cache-sized chunks
-    (:func:`scalelaw.fit.robust._refits`). All run ``max_steps`` steps at most; the few
+    (:func:`scalelaw.fit.solver.refits`). All run ``max_steps`` steps at most; the few
     that have not converged by then (stragglers, which would otherwise hold the whole
     vectorised batch) continue from where they stopped in a second, small batch of up to
     ``straggler_steps`` steps. Refits still unconverged are flagged in ``converged``.
@@ -110,8 +112,6 @@ def refit_weighted(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, theta0:
     import jax
     import jax.numpy as jnp
 
-    from scalelaw.fit._programs import compiled
-
     weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
     xs = {k: np.asarray(v, np.float64) for k, v in x.items()}
     log_y = np.log(np.asarray(y, np.float64))
@@ -119,16 +119,18 @@ def refit_weighted(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, theta0:
     xr, yr = {k: v[idx] for k, v in xs.items()}, log_y[idx]
     with jax.enable_x64(True):
         t0 = jnp.asarray(theta0, jnp.float64)
-        precond, scale = compiled("whitening", law, delta=delta)(t0, xs, log_y)
-        fn = compiled("refits", law, delta=delta, max_steps=max_steps, tol=tol, chunk=chunk)
+        whiten = compiled("whitening", solver.full_data_whitening, law, delta=delta)
+        precond, scale = whiten(t0, xs, log_y)
+        fn = compiled("refits", solver.refits, law, delta=delta, max_steps=max_steps, tol=tol,
+                      chunk=chunk)
         z, theta, value, steps, ok = (np.array(a) for a in fn(
             t0, precond, scale, np.zeros((len(weights), t0.size)), xr, yr, w))
         todo = np.flatnonzero(~ok)
         if todo.size and straggler_steps > 0:
             bucket = min(len(weights), max(16, 1 << int(np.ceil(np.log2(todo.size)))))
             pick = np.resize(todo, bucket)  # pad by repeating to a power-of-two batch
-            fn2 = compiled("refits", law, delta=delta, max_steps=straggler_steps, tol=tol,
-                           chunk=min(chunk, bucket))
+            fn2 = compiled("refits", solver.refits, law, delta=delta,
+                           max_steps=straggler_steps, tol=tol, chunk=min(chunk, bucket))
             out = fn2(t0, precond, scale, z[pick], {k: v[pick] for k, v in xr.items()},
                       yr[pick], w[pick])
             _, th2, v2, s2, ok2 = (np.asarray(a)[:todo.size] for a in out)

@@ -13,12 +13,8 @@ construction. The fit is robust (scipy ``least_squares`` with a soft-L1 loss who
 parameter of the fit, so its delta-method interval is read from the Gauss–Newton
 covariance ``s² (JᵀJ)⁻¹``.
 
-:func:`leave_one_cell_out` holds out each cell, fits the laws on the others with both
-estimators (Step Law band and bowl minima) and evaluates the predicted (lr, B) **on the
-held-out cell's fitted bowl**: the relative excess ``(L̂(pred) − c)/c`` over the bowl's own
-minimum ``c``. This is our declared choice for off-grid evaluation; Step Law reports 0.094%
-on its held-out cell without saying how it evaluates an off-grid point. A column with the
-excess over the cell's best *grid* loss is reported too (it can be negative).
+:func:`scalelaw.fit.hparams.leave_one_cell_out` scores the laws fitted from bowl minima
+and from Step Law's band on each held-out cell's bowl.
 
 Examples
 --------
@@ -36,11 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
 
-from scalelaw.fit.hparams import band_mask, power_law_ols, power_law_predict
-
-DEFAULT_WINDOW = 0.01  # relative loss above the cell's best; see leave_one_cell_out
+DEFAULT_WINDOW = 0.01  # relative loss above the cell's best; see hparams.leave_one_cell_out
 
 
 @dataclass(frozen=True)
@@ -124,6 +117,8 @@ def fit_bowl(
     ValueError
         If the cell has fewer than ``min_points`` finite runs.
     """
+    from scipy.optimize import least_squares  # imported here: scipy.optimize is slow to load
+
     lr, batch, loss = (np.asarray(a, dtype=float) for a in (lr, batch, loss))
     ok = np.isfinite(loss) & (lr > 0) & (batch > 0)
     if ok.sum() < min_points:
@@ -186,54 +181,4 @@ def cell_optima(runs: pd.DataFrame, *, window: float = DEFAULT_WINDOW) -> pd.Dat
                      "loss_opt": b.loss_opt, "lr_lo": ci["lr"][0], "lr_hi": ci["lr"][1],
                      "batch_lo": ci["batch"][0], "batch_hi": ci["batch"][1],
                      "n_points": b.n_points, "at_edge": b.at_edge, "grid_best": float(grid)})
-    return pd.DataFrame(rows)
-
-
-_COLS = ("N", "D", "lr", "batch_tokens")
-
-
-def leave_one_cell_out(
-    runs: pd.DataFrame, *, threshold: float = 0.0025, window: float = DEFAULT_WINDOW
-) -> pd.DataFrame:
-    """Hold out each cell, predict its optimum from the others, score it on its bowl.
-
-    Both estimators are fitted on the remaining cells with point OLS: ``band`` (Step Law:
-    pooled runs with ``|L/L* − 1| < threshold``) and ``bowl`` (cell minima of
-    :func:`fit_bowl`). The prediction is scored on the held-out cell's fitted bowl (see
-    the module docstring): ``excess_* = (bowl(pred) − bowl_min) / bowl_min``;
-    ``excess_*_vs_grid`` uses the cell's best grid loss instead of the bowl minimum.
-
-    Returns
-    -------
-    DataFrame
-        One row per held-out cell, with the predicted lr and batch (tokens) of each
-        estimator and their excesses; ``df[["excess_band", "excess_bowl"]].mean()`` is the
-        summary.
-    """
-    bowls = fit_bowls(runs, window=window)
-    keep = band_mask(runs, threshold)
-    cells = list(bowls)
-    opt = pd.DataFrame([(N, D, b.lr_opt, b.batch_opt) for (N, D), b in bowls.items()],
-                       columns=["N", "D", "lr", "batch_tokens"])
-    rows = []
-    for k, (N, D) in enumerate(cells):
-        held = (runs["N"] == N) & (runs["D"] == D)
-        band = runs[keep & ~held]
-        others = opt.drop(index=k)
-        fits = {
-            "band": power_law_ols(*(band[c].to_numpy() for c in _COLS)),
-            "bowl": power_law_ols(*(others[c].to_numpy() for c in _COLS)),
-        }
-        b = bowls[(N, D)]
-        grid = float(runs.loc[held, "loss"].min())
-        row = {"N": N, "D": D, "grid_best": grid, "bowl_min": b.loss_opt,
-               "bowl_lr": b.lr_opt, "bowl_batch": b.batch_opt}
-        for name, coefs in fits.items():
-            lr_hat, bs_hat = (float(v) for v in power_law_predict(coefs, N, D))
-            pred = float(b.loss(lr_hat, bs_hat))
-            row[f"lr_{name}"] = lr_hat
-            row[f"batch_{name}"] = bs_hat
-            row[f"excess_{name}"] = (pred - b.loss_opt) / b.loss_opt
-            row[f"excess_{name}_vs_grid"] = (pred - grid) / grid
-        rows.append(row)
     return pd.DataFrame(rows)

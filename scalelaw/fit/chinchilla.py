@@ -1,7 +1,7 @@
-"""Chinchilla's closed-form compute-optimal allocation (numpy only, no JAX).
+"""Chinchilla's closed forms: compute-optimal allocation and loss (numpy only, no JAX).
 
-Kept apart from :mod:`scalelaw.fit.allocate` so that :mod:`scalelaw.published` and
-``scalelaw recommend`` can use it without importing JAX.
+:func:`scalelaw.fit.allocate.compute_optimal` uses them for the ``chinchilla`` law, so that
+``scalelaw recommend`` (the published allocations) runs without importing JAX.
 
 Examples
 --------
@@ -30,3 +30,14 @@ def chinchilla_optimal(params: Mapping[str, float], compute: Any,
     g = (al * A / (be * B)) ** (1.0 / (al + be))
     n_opt = g * c ** (be / (al + be))
     return n_opt, c / n_opt
+
+
+def chinchilla_loss(params: Mapping[str, float], N: Any, D: Any) -> np.ndarray:
+    """L = E + A/N^α + B/D^β in plain numpy (the closed form of the ``chinchilla`` law).
+
+    >>> p = {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28}
+    >>> round(float(chinchilla_loss(p, 70e9, 1.4e12)), 4)
+    1.9366
+    """
+    E, A, B, al, be = (float(params[k]) for k in ("E", "A", "B", "alpha", "beta"))
+    return E + A / np.asarray(N, dtype=float) ** al + B / np.asarray(D, dtype=float) ** be

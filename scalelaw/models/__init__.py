@@ -1,4 +1,5 @@
-"""Reference models (Flax NNX) with muP multipliers, and their accounting."""
+"""Reference models (Flax NNX) with muP multipliers, their accounting (``config.py``) and
+their coordinate check (``coord_check.py``)."""
 
 from scalelaw.models.config import (
     MLPConfig,

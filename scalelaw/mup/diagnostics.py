@@ -11,15 +11,19 @@ the bound here is that rate compounded over the span, ``1.2 ** log4(widest/narro
 (1.44 for 16x): at small widths finite-width terms that shrink like ``width^-1/2`` still
 move l1 a little, while SP's growth is a power of the width.
 
+:func:`run_coord_check` takes the model as an argument (a function building it at one
+width, :class:`CoordModel`), so this layer imports no model code; the check of the
+reference models, :func:`scalelaw.coord_check`, is :mod:`scalelaw.models.coord_check`.
+
 :func:`top_singular_values` is Fan et al. (2025)'s diagnostic for weight decay: match each
 matrix's top singular value between proxy and target widths.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +35,6 @@ from scalelaw.mup import optim
 from scalelaw.mup.roles import path_str
 from scalelaw.mup.rules import NAMES, Parametrization
 
-MODELS = ("transformer", "mlp")
 OPTIMIZERS = ("adam", "sgd")
 
 
@@ -59,39 +62,25 @@ class CoordCheck:
         return bool((self.verdicts["verdict"] == "stable").all())
 
 
-def _model_fns(model: str, width: int, depth: int, p: Parametrization) -> tuple[Any, ...]:
-    """(config, init, roles, forward, loss, batch) for a reference model at ``width``."""
-    if model == "transformer":
-        from scalelaw.models import transformer as mod
-        from scalelaw.models.config import TransformerConfig
+class CoordModel(NamedTuple):
+    """What the coordinate check needs of a model at one width.
 
-        cfg = TransformerConfig(width=width, depth=depth, head_dim=16, context=32, vocab=256)
-        tokens = jnp.asarray(_text_batch(8, cfg.context + 1))
-        batch = (tokens[:, :-1], tokens[:, 1:])
-        loss = mod.cross_entropy
-    else:
-        from scalelaw.models import mlp as mod
-        from scalelaw.models.config import MLPConfig
+    ``init(config, p, key) -> params``, ``roles(config, p) -> roles``,
+    ``forward(params, x, config, p, with_activations=True) -> (output, {module: l1})`` and
+    ``loss(output, y)``; ``batch = (x, y)`` is the one fixed batch every step sees.
+    """
 
-        cfg = MLPConfig(width=width, depth=depth, d_in=32, d_out=10)
-        kx, ky = jax.random.split(jax.random.key(1234))
-        batch = (jax.random.normal(kx, (64, cfg.d_in)), jax.random.randint(ky, (64,), 0, 10))
-        from scalelaw.models.transformer import cross_entropy as loss
-    return cfg, mod.init_params, mod.roles, mod.forward, loss, batch
+    config: Any
+    init: Callable[..., Any]
+    roles: Callable[..., Any]
+    forward: Callable[..., Any]
+    loss: Callable[[Any, Any], Any]
+    batch: tuple[Any, Any]
 
 
-def _text_batch(rows: int, length: int) -> np.ndarray:
-    """A fixed batch of byte tokens from a standard-library source file (no download)."""
-    import json as module  # any stdlib module shipped as source
-
-    with open(module.__file__, "rb") as fh:
-        data = np.frombuffer(fh.read(rows * length), dtype=np.uint8)
-    return data.astype(np.int32).reshape(rows, length)
-
-
-def _trace(model: str, width: int, depth: int, p: Parametrization, optimizer: str,
-           lr: float, steps: int, seed: int) -> list[dict[str, float]]:
-    cfg, init, roles_fn, forward, loss_fn, (x, y) = _model_fns(model, width, depth, p)
+def _trace(model: CoordModel, p: Parametrization, depth: int, optimizer: str, lr: float,
+           steps: int, seed: int) -> list[dict[str, float]]:
+    cfg, init, roles_fn, forward, loss_fn, (x, y) = model
     params = init(cfg, p, jax.random.key(seed))
     roles = roles_fn(cfg, p)
     if optimizer == "adam":
@@ -116,10 +105,10 @@ def _trace(model: str, width: int, depth: int, p: Parametrization, optimizer: st
     return records
 
 
-def coord_check(
-    model: str = "mlp",
-    parametrization: Parametrization | str = "mup",
-    widths: Sequence[int] = (128, 512),
+def run_coord_check(
+    model: Callable[[int], CoordModel],
+    parametrization: Parametrization | str,
+    widths: Sequence[int],
     *,
     steps: int = 3,
     optimizer: str = "adam",
@@ -128,51 +117,46 @@ def coord_check(
     seeds: int = 1,
     bound: float | None = None,
     zero_init_readout: bool = True,
+    check_widths: Callable[[list[int]], None] | None = None,
 ) -> CoordCheck:
-    """Coordinate check of a reference model over ``widths``.
+    """Coordinate check of the model that ``model(width)`` builds, over ``widths``.
 
     Parameters
     ----------
-    model : {"transformer", "mlp"}
-    parametrization : Parametrization or {"sp", "mup", "completep"}
-        A name builds ``Parametrization(name, base_width=min(widths), base_depth=depth,
-        zero_init_readout=zero_init_readout)``.
-    widths : sequence of int
-        At least two distinct widths (multiples of 16 for the transformer).
-    steps : int
-        Number of recorded steps; ``t = 1`` is the forward pass at init.
-    optimizer : {"adam", "sgd"}
-    lr : float, optional
-        Base learning rate (default 1e-2 for Adam, 0.1 for SGD).
-    depth : int
-    seeds : int
-        Number of seeds averaged.
-    bound : float, optional
-        Stability bound on the widest/narrowest l1 ratio (> 1); default 1.2 per factor 4
-        of width span.
-    zero_init_readout : bool
-        Used when ``parametrization`` is a name: a zero readout makes the ``t = 1``
-        readout exactly 0 at every width, as in microsoft/mup's tests.
+    model : callable
+        ``model(width) -> CoordModel``: the model at one width (``depth`` is the caller's).
+    check_widths : callable, optional
+        Called with the sorted distinct widths once they are checked; raises
+        ``ValueError`` (naming ``widths``) for widths this model cannot take.
 
-    Returns
-    -------
-    CoordCheck
+    The other parameters are those of :func:`scalelaw.models.coord_check.coord_check`.
 
     Examples
     --------
-    >>> result = coord_check("mlp", "mup", widths=(128, 512), steps=3)
-    >>> result.stable
-    True
+    A linear readout ``y = x w`` at ``width`` inputs (``w`` zero at init), under muP:
+
+    >>> from scalelaw.mup.roles import infer_roles
+    >>> def init(width, p, key):
+    ...     return {"w": jnp.zeros((width, 1))}
+    >>> def roles(width, p):
+    ...     return infer_roles(lambda w: init(w, p, None), p.base_width, width)
+    >>> def forward(params, x, width, p, with_activations=False):
+    ...     out = x @ params["w"]
+    ...     return out, {"readout": jnp.mean(jnp.abs(out))}
+    >>> def linear(width):
+    ...     return CoordModel(width, init, roles, forward, lambda out, y: jnp.mean((out - y) ** 2),
+    ...                       (jnp.ones((4, width)), jnp.ones((4, 1))))
+    >>> result = run_coord_check(linear, "mup", (64, 256), steps=2)
+    >>> result.data[["width", "t"]].values.tolist()
+    [[64, 1], [64, 2], [256, 1], [256, 2]]
     """
-    if model not in MODELS:
-        raise ValueError(f"model: must be one of {', '.join(MODELS)}, got {model!r}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer: must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
     widths = sorted({int(w) for w in widths})
     if len(widths) < 2 or widths[0] <= 0:
         raise ValueError(f"widths: need at least two distinct positive widths, got {widths}")
-    if model == "transformer" and any(w % 16 for w in widths):
-        raise ValueError(f"widths: transformer widths must be multiples of 16, got {widths}")
+    if check_widths is not None:
+        check_widths(widths)
     for name, value, low in (("steps", steps, 1), ("seeds", seeds, 1), ("depth", depth, 1)):
         if not isinstance(value, int) or value < low:
             raise ValueError(f"{name}: must be an integer >= {low}, got {value!r}")
@@ -192,7 +176,8 @@ def coord_check(
                                           base_depth=depth, zero_init_readout=zero_init_readout)
     rows = []
     for width in widths:
-        traces = [_trace(model, width, depth, parametrization, optimizer, lr, steps, seed)
+        built = model(width)
+        traces = [_trace(built, parametrization, depth, optimizer, lr, steps, seed)
                   for seed in range(seeds)]
         for t in range(steps):
             for module in traces[0][t]:

@@ -2,7 +2,7 @@
 
 Nothing is declared here: a path's type and constraints are those of the section classes
 (:data:`SECTION_CLASSES`), so :func:`check_value` checks a swept value exactly as the
-section will. Also the ids' canonical hashing.
+section will. Also the ids' canonical hashing, and :func:`plain` (tuples to lists).
 
 Examples
 --------
@@ -130,3 +130,16 @@ def drop_none(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         return {k: drop_none(v) for k, v in obj.items() if v is not None}
     return obj
+
+
+def plain(value: Any) -> Any:
+    """Tuples to lists, recursively: the value as JSON and ``yaml.safe_dump`` see it.
+
+    >>> plain({"widths": (64, 128), "zip": [("a", 1)]})
+    {'widths': [64, 128], 'zip': [['a', 1]]}
+    """
+    if isinstance(value, tuple | list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value

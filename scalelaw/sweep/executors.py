@@ -36,11 +36,10 @@ from typing import Any, Protocol
 from scalelaw.errors import ConfigError
 from scalelaw.sweep.store import SweepStore
 from scalelaw.sweep.trial import Group
+from scalelaw.train.config import MODES
 
-__all__ = ["EXECUTORS", "Executor", "GroupResult", "LocalExecutor", "RunObserver",
-           "get_executor", "group_work"]
+__all__ = ["Executor", "GroupResult", "LocalExecutor", "RunObserver", "group_work"]
 
-MODES = ("auto", "vmap", "sequential")
 FINAL = ("done", "diverged")  # states the trainer skips ("failed" is retried)
 
 TrainFn = Callable[..., Sequence[Any]]
@@ -185,17 +184,6 @@ def _default_train_fn() -> TrainFn:
     from scalelaw.train.loop import train_group
 
     return train_group
-
-
-EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor}
-"""Executors by name (``ray`` is a later issue)."""
-
-
-def get_executor(name: str = "local", **kwargs: Any) -> Executor:
-    """An executor by name, e.g. ``get_executor("local", mode="vmap")``."""
-    if name not in EXECUTORS:
-        raise ValueError(f"--executor: must be one of {', '.join(EXECUTORS)}; got {name!r}")
-    return EXECUTORS[name](**kwargs)
 
 
 def check_trainable(trials: Sequence[Any]) -> None:

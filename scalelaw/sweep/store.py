@@ -50,6 +50,7 @@ import yaml
 
 from scalelaw._io import atomic_write
 from scalelaw.errors import ConfigError
+from scalelaw.sweep._fields import plain
 from scalelaw.sweep.spec import SweepSpec, load_spec
 from scalelaw.sweep.trial import Group, TrialConfig
 
@@ -347,16 +348,7 @@ def _spec_text(spec: SweepSpec) -> str:
     if spec.overrides:
         raise ConfigError("spec: a spec with overrides must be loaded from a file to be run")
     raw["sweep"] = sweep
-    return yaml.safe_dump(_lists(raw), sort_keys=False)
-
-
-def _lists(value: Any) -> Any:
-    """Tuples to lists, recursively (``yaml.safe_dump`` refuses tuples)."""
-    if isinstance(value, tuple | list):
-        return [_lists(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _lists(v) for k, v in value.items()}
-    return value
+    return yaml.safe_dump(plain(raw), sort_keys=False)
 
 
 def _now() -> str:

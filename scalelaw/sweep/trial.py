@@ -40,7 +40,7 @@ from scalelaw.models.config import (
     param_count,
 )
 from scalelaw.mup.rules import Parametrization
-from scalelaw.sweep._fields import SCALAR_PATHS, SECTIONS, drop_none, short_hash
+from scalelaw.sweep._fields import SCALAR_PATHS, SECTIONS, drop_none, plain, short_hash
 from scalelaw.train.config import (
     SCHEDULE_CLASSES,
     OptimizerConfig,
@@ -87,7 +87,7 @@ class TrialConfig:
         for section, cls in self._TYPES.items():
             if not isinstance(getattr(self, section), cls):
                 raise FieldError(section, f"expected {cls}, got {type(getattr(self, section))}")
-        object.__setattr__(self, "swept", {k: _plain(v) for k, v in dict(self.swept).items()})
+        object.__setattr__(self, "swept", {k: plain(v) for k, v in dict(self.swept).items()})
         train, model = self.train, self.model
         if train.tokens is None:
             raise FieldError("train.tokens", "required (give train.tokens or "
@@ -194,7 +194,7 @@ class TrialConfig:
         section, name = path.split(".", 1)
         if path == "model.family":
             return self.family
-        return _plain(getattr(getattr(self, section), name, None))  # None: not this kind's
+        return plain(getattr(getattr(self, section), name, None))  # None: not this kind's
 
     def flat(self) -> dict[str, Any]:
         """Every resolved field as ``{"section.field": value}`` (e.g. for a results table)."""
@@ -206,7 +206,7 @@ class TrialConfig:
 
     def config_dict(self) -> dict[str, Any]:
         """The six resolved sections as plain JSON-ready dicts (what the id hashes)."""
-        return {s: _plain(dataclasses.asdict(getattr(self, s))) for s in SECTIONS}
+        return {s: plain(dataclasses.asdict(getattr(self, s))) for s in SECTIONS}
 
     @functools.cached_property
     def trial_id(self) -> str:
@@ -353,12 +353,3 @@ def _model(fields: Any, data_vocab: int, how: dict[str, Any]) -> ModelConfig:
     if cls is TransformerConfig and fields.get("vocab") is None:
         fields["vocab"] = data_vocab
     return validate(cls, fields, "model", **how)
-
-
-def _plain(value: Any) -> Any:
-    """Tuples to lists, recursively (JSON's view of the value)."""
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value

@@ -46,10 +46,14 @@ from scalelaw._validation import (
 )
 from scalelaw.errors import FieldError
 
-__all__ = ["DEFAULT_DIVERGENCE", "SCHEDULES", "SCHEDULE_CLASSES", "SCHEDULE_DEFAULTS",
+__all__ = ["DEFAULT_DIVERGENCE", "MODES", "SCHEDULES", "SCHEDULE_CLASSES", "SCHEDULE_DEFAULTS",
            "ConstantSchedule", "CosineSchedule", "DivergenceRule", "OptimizerConfig",
            "PowerSchedule", "ScheduleConfig", "TrainConfig", "TrialLike", "WSDSchedule",
            "schedule_config"]
+
+MODES = ("auto", "vmap", "sequential")
+"""How a group's members run: one vmapped program, one after another with the same compiled
+step, or the backend's choice (sequential on CPU; :func:`scalelaw.train.loop.resolve_mode`)."""
 
 NonPositiveFloat = Annotated[float, Strict(), Field(le=0)]
 

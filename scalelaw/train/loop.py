@@ -49,12 +49,11 @@ import numpy as np
 from scalelaw.cache import enable_compilation_cache
 from scalelaw.corpus import load_corpus
 from scalelaw.train._member import Member, MemberResult
-from scalelaw.train.config import TrialLike
+from scalelaw.train.config import MODES, TrialLike
 from scalelaw.train.step import StepFns, stack, step_fns, unstack
 
 __all__ = ["DEFAULT_STEPS_PER_CALL", "MODES", "MemberResult", "resolve_mode", "train_group"]
 
-MODES = ("auto", "vmap", "sequential")
 DEFAULT_STEPS_PER_CALL = 10
 def resolve_mode(mode: str) -> str:
     """``"vmap"`` or ``"sequential"``; ``"auto"`` is sequential on CPU, vmap elsewhere."""

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from scalelaw.fit.bootstrap import prediction_interval, resample_counts
-from scalelaw.fit.robust import fit_law
+from scalelaw.fit.fit_law import fit_law
 
 TRUE = {"A": 400.0, "B": 2000.0, "E": 1.8, "alpha": 0.34, "beta": 0.37}
 GRID = {"a": [6.0], "b": [7.5], "e": [0.5], "alpha": [0.4], "beta": [0.4]}
@@ -114,7 +114,7 @@ def test_holdout_error_grows_with_extrapolation_noise():
 
 
 def test_epoch_bootstrap_matches_paper():
-    from test_robust import epoch_table
+    from test_fit_law import epoch_table
 
     res = fit_law(epoch_table(), drop_top=5, bootstrap=1000, seed=42)
     # Epoch AI (cell 25): SE alpha 0.0154, beta 0.0206, E 0.0257; a = 0.513 +- 0.020

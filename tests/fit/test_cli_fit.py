@@ -120,7 +120,7 @@ def test_holdout_needs_an_n_input(tmp_path, capsys):
 
 
 def test_fit_keeps_exported_programs_in_the_jax_cache(table, tmp_path, monkeypatch, capsys):
-    from scalelaw.fit import _programs
+    from scalelaw.fit import programs as _programs
     from scalelaw.fit.laws import get_law
 
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "jax"))

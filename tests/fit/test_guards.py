@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from scalelaw.cli import main
-from scalelaw.fit.bowl import leave_one_cell_out
-from scalelaw.fit.hparams import band_mask, fit_hparams, load_runs
+from scalelaw.fit.fit_law import fit_law
+from scalelaw.fit.hparams import band_mask, fit_hparams, leave_one_cell_out, load_runs
 from scalelaw.fit.laws import get_law
-from scalelaw.fit.robust import fit_law, objective
+from scalelaw.fit.objective import objective
 
 DELTA = 1e-3  # Hoffmann et al. 2022, App. D.2
 STEP_LAW_BAND = 0.0025  # Li et al. 2025 (Step Law), §3
@@ -48,7 +48,7 @@ def hand_objective(r: np.ndarray, delta: float = DELTA) -> float:
 
 
 def test_objective_is_the_sum_of_huber_at_a_given_theta():
-    """robust.objective at the true parameters equals the hand-written Huber sum."""
+    """objective at the true parameters equals the hand-written Huber sum."""
     import jax
     import jax.numpy as jnp
 

@@ -9,14 +9,15 @@ import pandas as pd
 import pytest
 
 from scalelaw.errors import ConfigError
-from scalelaw.fit.bowl import cell_optima, fit_bowl, leave_one_cell_out
+from scalelaw.fit.bowl import cell_optima, fit_bowl
 from scalelaw.fit.hparams import (
     band_mask,
     fit_hparams,
     from_coefficients,
+    leave_one_cell_out,
     load_runs,
-    predict_hparams,
 )
+from scalelaw.fit.powerlaw_form import predict_hparams
 from scalelaw.fit.result import load_fit
 
 ANCHOR = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "steplaw"

@@ -1,17 +1,18 @@
-"""Tests for scalelaw.fit._programs: the on-disk cache of exported fit programs."""
+"""Tests for scalelaw.fit.programs: the on-disk cache of exported fit programs."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from scalelaw.fit import _programs, robust
-from scalelaw.fit._programs import export_cache, export_cache_dir
-from scalelaw.fit.laws import Law, logsumexp3
-from scalelaw.fit.robust import fit_law
+from scalelaw.fit import programs as _programs
+from scalelaw.fit import solver
+from scalelaw.fit.fit_law import fit_law
+from scalelaw.fit.laws import Law, get_law, logsumexp3
+from scalelaw.fit.programs import export_cache, export_cache_dir
 
 GRID = {"a": [5.0, 10.0], "b": [5.0, 10.0], "e": [0.0, 0.5], "alpha": [0.5], "beta": [0.5]}
 
-needs_export = pytest.mark.skipif(not _programs._exportable(robust.get_law("chinchilla")),
+needs_export = pytest.mark.skipif(not _programs._exportable(get_law("chinchilla")),
                                   reason="jax.export serialisation needs flatbuffers")
 
 
@@ -48,8 +49,8 @@ def test_programs_written_then_loaded_without_tracing(tmp_path, fresh, monkeypat
 
     # a "new process": nothing in memory, and the solver programs cannot be traced
     monkeypatch.setattr(_programs, "_COMPILED", {})
-    for name in ("_multistart", "_refits", "_whitening"):
-        monkeypatch.setattr(robust, name, _no_tracing)
+    for name in ("multistart", "refits", "full_data_whitening"):
+        monkeypatch.setattr(solver, name, _no_tracing)
     with export_cache(tmp_path):
         again = fit_law(table(), init_grid=GRID, bootstrap=20, seed=3)
     assert again.objective == first.objective and again.samples == first.samples
@@ -103,7 +104,7 @@ def test_cli_and_cache_modules_do_not_import_jax():
     import subprocess
     import sys
 
-    code = ("import sys, scalelaw.cli, scalelaw.fit._programs; "
+    code = ("import sys, scalelaw.cli, scalelaw.fit.programs; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('jax', 'optimistix')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -139,5 +140,5 @@ def test_programs_of_another_code_version_are_pruned(tmp_path, fresh):
 def test_a_replaced_builtin_law_is_not_exported():
     import dataclasses
 
-    law = robust.get_law("chinchilla")
+    law = get_law("chinchilla")
     assert not _programs._exportable(dataclasses.replace(law, bounds={}))

@@ -1,4 +1,5 @@
-"""Tests for scalelaw.fit.robust: Epoch AI reproduction, recovery, user laws, validation."""
+"""Tests for scalelaw.fit.fit_law and its solver: Epoch AI reproduction, recovery, user laws,
+validation."""
 
 from pathlib import Path
 
@@ -7,8 +8,8 @@ import pandas as pd
 import pytest
 
 from scalelaw.errors import ConfigError
+from scalelaw.fit.fit_law import fit_law
 from scalelaw.fit.laws import Law, logsumexp3
-from scalelaw.fit.robust import fit_law
 
 ANCHOR = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "epoch_chinchilla"
 TRUE = {"A": 400.0, "B": 2000.0, "E": 1.8, "alpha": 0.34, "beta": 0.37}
@@ -149,7 +150,8 @@ def test_whitening_gives_unit_hessian():
     import jax.numpy as jnp
 
     from scalelaw.fit.laws import get_law
-    from scalelaw.fit.robust import objective, whitening
+    from scalelaw.fit.objective import objective
+    from scalelaw.fit.solver import whitening
 
     df = synthetic(noise=0.01)
     law = get_law("chinchilla")

@@ -1,10 +1,11 @@
-"""Coordinate check: muP and CompleteP stable, SP not (microsoft/mup test 2)."""
+"""Coordinate check of the reference models: muP and CompleteP stable, SP not (microsoft/mup
+test 2)."""
 
 from __future__ import annotations
 
 import pytest
 
-from scalelaw.mup.diagnostics import coord_check, top_singular_values
+from scalelaw.models.coord_check import coord_check
 
 
 @pytest.mark.parametrize("model", ["mlp", "transformer"])
@@ -41,14 +42,3 @@ def test_transformer_mup_stable_up_to_2048() -> None:
 def test_bad_arguments(kwargs: dict, field: str) -> None:
     with pytest.raises(ValueError, match=f"^{field}: "):
         coord_check(**kwargs)
-
-
-def test_top_singular_values() -> None:
-    import jax.numpy as jnp
-
-    sigma = top_singular_values({"w": jnp.diag(jnp.array([1.0, 5.0, 2.0])),
-                                 "stack": jnp.stack([jnp.eye(2), 3 * jnp.eye(2)]),
-                                 "gain": jnp.ones(3)})
-    assert set(sigma) == {"w", "stack"}
-    assert float(sigma["w"]) == pytest.approx(5.0)
-    assert sigma["stack"].tolist() == pytest.approx([1.0, 3.0])

@@ -1,7 +1,8 @@
 """The fit's compiled programs, and an optional on-disk cache of them as exported StableHLO.
 
-:func:`compiled` returns the ``jax.jit`` of one of :mod:`scalelaw.fit.robust`'s solver
-programs (multi-start fit, bootstrap refits, full-data whitening), cached per process.
+:func:`compiled` returns the ``jax.jit`` of a solver program that its caller passes in
+(:mod:`scalelaw.fit.solver`'s multi-start fit, bootstrap refits and full-data whitening),
+cached per process. This module imports no solver code: the programs come to it.
 
 A cold ``scalelaw fit`` spends most of its time before the first iteration: importing
 optimistix, *tracing* the vmapped solvers (about 1 s), lowering them (0.4 s) and XLA
@@ -24,7 +25,7 @@ import contextlib
 import functools
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from scalelaw.fit.laws import Law
 
 _COMPILED: dict[tuple[Any, ...], Any] = {}
 _EXPORT_DIR: Path | None = None
-_SOURCES = ("_programs.py", "robust.py", "laws.py")
+_SOURCES = ("programs.py", "objective.py", "solver.py", "laws.py")
 _LIBRARIES = ("jax", "jaxlib", "optimistix", "equinox", "lineax")
 _TRACE_CONFIG = ("jax_debug_nans", "jax_debug_infs", "jax_default_matmul_precision",
                  "jax_numpy_dtype_promotion", "jax_numpy_rank_promotion")
@@ -59,26 +60,23 @@ def export_cache_dir() -> Path | None:
     return _EXPORT_DIR
 
 
-def _program(kind: str) -> Any:
-    from scalelaw.fit import robust
+def compiled(kind: str, program: Callable[..., Any], law: Law, **static: Any) -> Any:
+    """A cached ``jax.jit`` of ``program`` with ``law`` and ``static`` bound.
 
-    return {"multistart": robust._multistart, "refits": robust._refits,
-            "whitening": robust._whitening}[kind]
-
-
-def compiled(kind: str, law: Law, **static: Any) -> Any:
-    """A cached ``jax.jit`` of :func:`~scalelaw.fit.robust._multistart` (``"multistart"``),
-    :func:`~scalelaw.fit.robust._refits` (``"refits"``) or the full-data whitening
-    (``"whitening"``), with ``law`` and ``static`` bound; through the export cache when
-    it is on and ``law`` is built in (see the module docstring)."""
-    key = (kind, id(law), law.name, tuple(sorted(static.items())), _EXPORT_DIR)
+    ``kind`` names the program in the export cache (``"multistart"``, ``"refits"``,
+    ``"whitening"``: :func:`~scalelaw.fit.solver.multistart`,
+    :func:`~scalelaw.fit.solver.refits`, :func:`~scalelaw.fit.solver.full_data_whitening`):
+    with the cache on and ``law`` built in, a program found on disk under its kind, law,
+    settings and argument shapes is loaded instead of traced (see the module docstring).
+    """
+    key = (kind, program, id(law), law.name, tuple(sorted(static.items())), _EXPORT_DIR)
     if key not in _COMPILED:
         if _EXPORT_DIR is not None and _exportable(law):
-            fn: Any = _ExportedProgram(kind, law, static, _EXPORT_DIR)
+            fn: Any = _ExportedProgram(kind, program, law, static, _EXPORT_DIR)
         else:
             import jax
 
-            fn = jax.jit(functools.partial(_program(kind), law=law, **static))
+            fn = jax.jit(functools.partial(program, law=law, **static))
         _COMPILED[key] = (law, fn)  # holding law keeps id(law) from being reused
     return _COMPILED[key][1]
 
@@ -119,8 +117,10 @@ def _fingerprint() -> str:
 class _ExportedProgram:
     """One fit program, specialised per argument signature and kept on disk."""
 
-    def __init__(self, kind: str, law: Law, static: dict[str, Any], folder: Path) -> None:
-        self.kind, self.law, self.static, self.folder = kind, law, static, folder
+    def __init__(self, kind: str, program: Callable[..., Any], law: Law, static: dict[str, Any],
+                 folder: Path) -> None:
+        self.kind, self.program, self.law = kind, program, law
+        self.static, self.folder = static, folder
         self.calls: dict[str, Any] = {}
 
     def _key(self, args: tuple[Any, ...]) -> str:
@@ -151,7 +151,7 @@ class _ExportedProgram:
         path = folder / f"{self.kind}-{key}.jaxexport"
         if not folder.is_dir():
             _prune(self.folder)
-        fn = jax.jit(functools.partial(_program(self.kind), law=self.law, **self.static))
+        fn = jax.jit(functools.partial(self.program, law=self.law, **self.static))
         exp = None
         if path.is_file():
             try:
