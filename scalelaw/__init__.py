@@ -17,13 +17,17 @@ Examples
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from scalelaw._lazy import lazy_exports
-from scalelaw.errors import ConfigError
+from scalelaw.errors import ConfigError, FieldError
 from scalelaw.recommend import Recommendation, recommend
 
-__version__ = "0.1.0"
+try:  # the version lives in pyproject.toml only
+    __version__ = version("scalelaw")
+except PackageNotFoundError:  # pragma: no cover - an uninstalled source tree
+    __version__ = "unknown"
 
 # public name -> module that defines it (mirrored by the TYPE_CHECKING imports below)
 _EXPORTS: dict[str, str] = {
@@ -62,6 +66,11 @@ _EXPORTS: dict[str, str] = {
     "results_table": "scalelaw.sweep.results",
     "trial_summary": "scalelaw.sweep.results",
     "train_group": "scalelaw.train.loop",
+    "DivergenceRule": "scalelaw.train.config",
+    "run_sweep": "scalelaw.sweep.runner",
+    "sweep_status": "scalelaw.sweep.status",
+    "recommend_from_sweep": "scalelaw.sweep_recommend",
+    "SweepRecommendation": "scalelaw.sweep_recommend",
     "power": "scalelaw.schedules",
     "wsd": "scalelaw.schedules",
     "cosine": "scalelaw.schedules",
@@ -92,11 +101,17 @@ if TYPE_CHECKING:
     from scalelaw.mup.tables import multipliers_table
     from scalelaw.schedules import constant, cosine, power, wsd
     from scalelaw.sweep.results import collect, results_table, trial_summary
+    from scalelaw.sweep.runner import run_sweep
     from scalelaw.sweep.spec import load_spec
+    from scalelaw.sweep.status import sweep_status
+    from scalelaw.sweep_recommend import SweepRecommendation, recommend_from_sweep
+    from scalelaw.train.config import DivergenceRule
     from scalelaw.train.loop import train_group
 
 __all__ = [
     "__version__", "adamw", "collect", "compute_optimal", "ConfigError", "constant",
+    "DivergenceRule", "FieldError", "recommend_from_sweep", "run_sweep", "sweep_status",
+    "SweepRecommendation",
     "coord_check", "cosine", "fit_bowl", "fit_farseer", "fit_hparams", "fit_law",
     "fit_lr_transfer", "FitResult", "flops_per_token", "get_law", "infer_roles", "isoflop_fit",
     "Law", "leave_one_cell_out", "list_laws", "load_corpus", "load_fit", "load_spec", "MLP",

@@ -39,8 +39,6 @@ def fit_cmd(
     """
     from scalelaw._cli._common import check_output_path
 
-    if bootstrap < 0 or bootstrap == 1:
-        raise ValueError(f"bootstrap: must be 0 or >= 2, got {bootstrap}")
     check_output_path(save, "save")
     check_output_path(plot, "plot", suffixes=(".png", ".pdf", ".svg"))
     folder = _jax_cache_dir()

@@ -29,27 +29,26 @@ def fit_hparams_cmd(
     threshold: Annotated[
         float, typer.Option("--threshold", help="Band: relative loss to the cell's best.")
     ] = 0.0025,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples.")] = 1000,
+    bootstrap: Annotated[int, typer.Option(
+        "--bootstrap", help="Bootstrap resamples (0: the point fit, no intervals).")] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     save: Annotated[Path | None, typer.Option("--save", help="Save the fit (JSON).")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Save LR x batch bowls.")] = None,
 ) -> None:
     """Fit lr*(N, D) and B*(D) laws to an LR x batch grid."""
+    from scalelaw._cli._common import check_output_path
     from scalelaw.fit.hparams import fit_hparams, load_runs
 
-    kw = {"n": n, "d": d, "lr": lr, "batch": batch, "loss": loss,
-          "batch_unit": batch_unit, "seq_len": seq_len}
-    runs = load_runs(table, **kw)
-    fit = fit_hparams(runs.rename(columns={"batch_tokens": "bs"}), batch_unit="tokens",
-                      loss="loss", method=method, threshold=threshold,
+    check_output_path(plot, "plot", suffixes=(".png", ".pdf", ".svg"))
+    columns = {"n": n, "d": d, "lr": lr, "batch": batch, "loss": loss,
+               "batch_unit": batch_unit, "seq_len": seq_len}
+    fit = fit_hparams(table, **columns, method=method, threshold=threshold,
                       bootstrap=bootstrap, seed=seed)
-    fit.metadata.update({"columns": {"N": n, "D": d, "lr": lr, "batch": batch, "loss": loss},
-                         "batch_unit": batch_unit, "seq_len": seq_len, "table": str(table)})
     if plot is not None:
         from scalelaw.fit.plots_hparams import plot_bowls
 
-        plot_bowls(runs, fit, path=plot, threshold=threshold)
+        plot_bowls(load_runs(table, **columns), fit, path=plot, threshold=threshold)
     if save is not None:
         fit.save(save)
     p = fit.params

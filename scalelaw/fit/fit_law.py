@@ -117,6 +117,10 @@ def fit_law(
     ConfigError
         Unknown law, missing or invalid columns, too few rows, duplicated rows.
     """
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int | np.integer) or \
+            bootstrap < 0 or bootstrap == 1:
+        raise ConfigError(f"bootstrap: must be 0 (no intervals) or >= 2 resamples, "
+                          f"got {bootstrap!r}")
     law = get_law(law)
     x, y, protocol = prepare(table, law, n=n, d=d, loss=loss, columns=columns,
                              drop_top=drop_top)

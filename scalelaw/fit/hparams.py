@@ -236,7 +236,7 @@ def fit_hparams(
     method: str = "band",
     threshold: float = 0.0025,
     window: float = DEFAULT_WINDOW,
-    bootstrap: int = 1000,
+    bootstrap: int = 0,
     seed: int = 0,
 ) -> FitResult:
     """Fit Step Law–form laws η*(N, D), B*(D) to an LR × batch grid of runs.
@@ -256,7 +256,8 @@ def fit_hparams(
     bootstrap : int
         Number of bootstrap resamples (runs for ``"band"``, cells for ``"bowl"``); the
         reported ``params`` are then the bootstrap means (Step Law's protocol) and the
-        single OLS fit is in ``metadata["point_fit"]``. 0 reports the point fit.
+        single OLS fit is in ``metadata["point_fit"]``. 0 (the default, as in every
+        fit of scalelaw) reports the point fit and no intervals; Step Law used 1000.
 
     Returns
     -------
@@ -279,6 +280,7 @@ def fit_hparams(
         table, n=n, d=d, lr=lr, batch=batch, loss=loss, batch_unit=batch_unit, seq_len=seq_len
     )
     meta = {"columns": {"N": n, "D": d, "lr": lr, "batch": batch, "loss": loss},
+            "table": str(table) if isinstance(table, str | os.PathLike) else None,
             "batch_unit": batch_unit, "seq_len": int(seq_len), "threshold": threshold,
             "n_cells": int(runs.groupby(["N", "D"]).ngroups)}
     if method == "band":
