@@ -68,7 +68,8 @@ def _integral(value: Any) -> Any:
     return value
 
 
-def _as_tuple(value: Any) -> Any:
+def as_tuple(value: Any) -> Any:
+    """A list as a tuple (YAML lists, for hashable sections); other values as given."""
     return tuple(value) if isinstance(value, list) else value
 
 
@@ -81,7 +82,7 @@ Fraction = Annotated[float, Strict(), Field(ge=0, lt=1)]
 Flag = Annotated[bool, Strict()]
 """``true`` or ``false`` (not ``1`` or ``"yes"``)."""
 NonEmptyStr = Annotated[str, Strict(), Field(min_length=1)]
-Paths = Annotated[tuple[NonEmptyStr, ...], BeforeValidator(_as_tuple)]
+Paths = Annotated[tuple[NonEmptyStr, ...], BeforeValidator(as_tuple)]
 """A list of non-empty strings (kept as a tuple, so the section stays hashable)."""
 
 

@@ -43,7 +43,7 @@ SECTIONS = tuple(SECTION_CLASSES)
 
 SCALAR_PATHS = frozenset({
     "optimizer.lr", "optimizer.weight_decay", "optimizer.b1", "optimizer.b2", "optimizer.eps",
-    "train.seed", "parametrization.output_mult",
+    "train.seed", "train.branch_of", "parametrization.output_mult",
     "schedule.warmup_tokens", "schedule.decay_fraction", "schedule.final_fraction",
     "schedule.a", "schedule.b", "schedule.lr_max",
 })

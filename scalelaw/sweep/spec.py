@@ -16,6 +16,7 @@ axes that vary it::
       optimizer.lr: {log2_range: [-12, -4], num: 9}
     overrides:
       - {when: {model.width: 128}, set: {train.batch_size: 8}}
+    branches: {tokens: [1.0e5, 2.0e5], decay_fraction: 0.2}   # optional, see branches.py
 
 Every section and field is optional (defaults of the dataclasses), except that the
 token budget must be given as ``train.tokens`` or ``train.tokens_per_param``. The YAML
@@ -51,12 +52,13 @@ import yaml
 
 from scalelaw.errors import ConfigError
 from scalelaw.sweep._fields import SECTIONS, check_section, config_error
+from scalelaw.sweep.branches import parse_branches, with_branches
 from scalelaw.sweep.expand import Axis, Override, expand, parse_overrides, parse_sweep
 from scalelaw.sweep.trial import Group, TrialConfig, build_trial
 
 __all__ = ["SweepSpec", "load_spec"]
 
-TOP_LEVEL = ("name", "description", *SECTIONS, "sweep", "overrides")
+TOP_LEVEL = ("name", "description", *SECTIONS, "sweep", "overrides", "branches")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -164,12 +166,14 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any]) -> SweepSpec:
                                                      "train.tokens_per_param, not both")
     axes = tuple(parse_sweep(spec.get("sweep")))
     overrides = tuple(parse_overrides(spec.get("overrides")))
+    branches = parse_branches(spec.get("branches"))
     trials: dict[str, TrialConfig] = {}
     for point in expand(base, list(axes), list(overrides)):
         swept = {p: point.raw[p.split(".")[0]].get(p.split(".")[1]) for p in point.swept}
         trial = build_trial(point.raw, sweep_name=name, swept=swept, origin=point.origin)
         trial = _with_swept(trial, point.swept)
-        trials.setdefault(trial.trial_id, trial)
+        for t in with_branches(trial, branches) if branches else [trial]:
+            trials.setdefault(t.trial_id, t)
     return SweepSpec(name, description, base, axes, overrides, source, tuple(trials.values()))
 
 

@@ -102,6 +102,13 @@ class TrialConfig:
         if isinstance(model, TransformerConfig) and model.vocab < self.data.vocab:
             raise FieldError("model.vocab", f"must be >= data.vocab = {self.data.vocab}, "
                                             f"got {model.vocab}")
+        tps = self.tokens_per_step
+        for name, points in (("train.keep_checkpoints", train.keep_checkpoints or ()),
+                             ("train.branch_at", (train.branch_at,) if train.branch_at else ())):
+            for tokens in points:
+                if tokens % tps or not tps <= tokens <= self.total_tokens:
+                    raise FieldError(name, f"must be multiples of the tokens per step ({tps}) "
+                                           f"up to {self.total_tokens}, got {tokens}")
         sched = self.schedule
         room = self.total_tokens * (1.0 - getattr(sched, "decay_fraction", 0.0))
         if sched.name != "constant" and sched.warmup_tokens > room:

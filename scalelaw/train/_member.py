@@ -21,6 +21,7 @@ from scalelaw.train.config import TrialLike
 from scalelaw.train.step import WATCH_FIELDS, State, StepFns, member_hyper
 
 FINISHED = ("done", "diverged")
+KEPT = "kept"  # the folder of a stable-phase run's branch-point checkpoints
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class Member:
         self.start_step = 0
         self.loss_sum, self.loss_count, self.wall0 = 0.0, 0, 0.0
         self._ckpt: Checkpointer | None = None
+        self._kept: Checkpointer | None = None
+        self.keep_steps: frozenset[int] = frozenset()
 
     # ------------------------------------------------------------------ start
     def check_dir(self) -> None:
@@ -90,25 +93,60 @@ class Member:
         self.hyper = member_hyper(weight_decay=opt.weight_decay, b1=opt.b1, b2=opt.b2,
                                   eps=opt.eps, output_mult=p.output_mult)
         self._ckpt = Checkpointer(self.dir / "ckpt")
+        if self.trial.train.keep_checkpoints:
+            self._kept = Checkpointer(self.dir / KEPT, max_to_keep=None)
+            tps = self.trial.tokens_per_step
+            self.keep_steps = frozenset(t // tps for t in self.trial.train.keep_checkpoints)
         key = jax.random.key(self.trial.train.seed)
+        like = jax.eval_shape(fns.init, key)
         step = self._ckpt.latest_step()
-        if step is None:
-            self.state = fns.init(key)
+        if step is not None:
+            self._restore(self._ckpt, step, like)
+        elif self.trial.train.branch_of is not None:  # a cooldown branch: the parent's state
+            if not self._restore_branch_point(like):
+                return
         else:
-            self.state, meta = self._ckpt.restore(step, jax.eval_shape(fns.init, key))
-            fresh = {"initial_loss": np.nan, "above": 0}  # checkpoints from before the rule
-            for name, dtype in zip(WATCH_FIELDS, (np.float32, np.int32), strict=True):
-                value = meta.get(name)
-                self.state[name] = jax.numpy.asarray(fresh[name] if value is None else value,
-                                                      dtype)
-            self.start_step = int(self.state["step"])
-            self.loss_sum, self.loss_count = meta["loss_sum"], meta["loss_count"]
-            self.wall0 = meta["wall_time"]
+            self.state = fns.init(key)
         records.truncate_metrics(self.dir, self.start_step)
         diverged = int(self.state["diverged_step"])
         if diverged >= 0:  # frozen before the interruption
             self.diverged_step = diverged
             self.finish()
+
+    def _restore(self, ckpt: Checkpointer, step: int, like: Any) -> None:
+        self.state, meta = ckpt.restore(step, like)
+        fresh = {"initial_loss": np.nan, "above": 0}  # checkpoints from before the rule
+        for name, dtype in zip(WATCH_FIELDS, (np.float32, np.int32), strict=True):
+            value = meta.get(name)
+            self.state[name] = jax.numpy.asarray(fresh[name] if value is None else value, dtype)
+        self.start_step = int(self.state["step"])
+        self.loss_sum, self.loss_count = meta["loss_sum"], meta["loss_count"]
+        self.wall0 = meta["wall_time"]
+
+    def _restore_branch_point(self, like: Any) -> bool:
+        """Start from the parent's kept checkpoint at ``branch_at``; False if finished
+        instead (the parent diverged before it: so did the branch; or it is missing)."""
+        train = self.trial.train
+        parent = self.dir.parent / train.branch_of
+        step = train.branch_at // self.trial.tokens_per_step
+        if (parent / KEPT).is_dir():
+            kept = Checkpointer(parent / KEPT, max_to_keep=None)
+            try:
+                if step in kept.all_steps():
+                    self._restore(kept, step, like)
+                    return True
+            finally:
+                kept.close()
+        summary = records.read_summary(parent) or {}
+        if summary.get("status") == "diverged" and summary["diverged_step"] <= step:
+            self.diverged_step = summary["diverged_step"]
+            self.finish()
+        else:
+            self.finish(error=RuntimeError(
+                f"train.branch_of: trial {train.branch_of} has no kept checkpoint at step "
+                f"{step} ({train.branch_at} tokens) yet; train it first (re-running the "
+                "sweep retries this branch)"))
+        return False
 
     # ------------------------------------------------------------------ per chunk
     def consume(self, start: int, out: dict[str, np.ndarray], diverged: int,
@@ -150,6 +188,8 @@ class Member:
                 "initial_loss": _finite_or_none(state["initial_loss"]),
                 "above": int(state["above"])}
         self._ckpt.save(int(state["step"]), state, meta)
+        if int(state["step"]) in self.keep_steps:  # a branch point: kept for good
+            self._kept.save(int(state["step"]), state, meta)
 
     # ------------------------------------------------------------------ end
     def finish(self, error: BaseException | None = None) -> MemberResult:
@@ -181,9 +221,10 @@ class Member:
         return self.result
 
     def close(self) -> None:
-        if self._ckpt is not None:
-            self._ckpt.close()
-            self._ckpt = None
+        for ckpt in (self._ckpt, self._kept):
+            if ckpt is not None:
+                ckpt.close()
+        self._ckpt = self._kept = None
 
 
 def _finite_or_none(x: Any) -> float | None:

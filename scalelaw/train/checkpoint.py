@@ -65,14 +65,19 @@ class Checkpointer:
     ----------
     directory : Path
         Usually ``trial_dir / "ckpt"``; created on first save.
-    max_to_keep : int
+    max_to_keep : int or None
+        ``None`` keeps every checkpoint (a stable-phase run's branch points).
     """
 
-    def __init__(self, directory: Path, max_to_keep: int = 2) -> None:
+    def __init__(self, directory: Path, max_to_keep: int | None = 2) -> None:
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True)
         self._manager = ocp.CheckpointManager(Path(directory).absolute(), options=options,
                                               item_names=("state", "meta"))
+
+    def all_steps(self) -> list[int]:
+        """Steps of every complete checkpoint, in increasing order."""
+        return sorted(self._manager.all_steps())
 
     def latest_step(self) -> int | None:
         """Step of the newest complete checkpoint, or ``None``."""

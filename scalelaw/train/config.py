@@ -33,7 +33,7 @@ import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
-from pydantic import Field, Strict, field_validator
+from pydantic import BeforeValidator, Field, Strict, field_validator, model_validator
 
 from scalelaw._validation import (
     Fraction,
@@ -43,6 +43,9 @@ from scalelaw._validation import (
     PositiveInt,
     section,
     validate,
+)
+from scalelaw._validation import (
+    as_tuple as _as_tuple,
 )
 from scalelaw.errors import FieldError
 
@@ -238,6 +241,11 @@ class TrainConfig:
     data order is ``data.seed``. ``divergence`` is the :class:`DivergenceRule`
     (``None``, or a rule equal to the default, is stored as ``None``, so configs that
     leave it out keep their trial ids; :attr:`divergence_rule` is the rule in force).
+
+    Cooldown branches (Hagele et al. 2024; :mod:`scalelaw.sweep.branches` writes these):
+    ``keep_checkpoints`` lists token counts at which a stable-phase run writes
+    checkpoints that are kept; a branch trial starts from trial ``branch_of``'s kept
+    checkpoint at ``branch_at`` tokens instead of from its own initialisation.
     """
 
     tokens: PositiveInt | None = None
@@ -249,6 +257,19 @@ class TrainConfig:
     checkpoint_every: PositiveInt | None = None
     log_every: PositiveInt = 10
     divergence: DivergenceRule | None = None
+    keep_checkpoints: Annotated[tuple[PositiveInt, ...], BeforeValidator(_as_tuple)] | None = None
+    branch_of: Annotated[str, Strict(), Field(pattern=r"^[0-9a-f]{12}$")] | None = None
+    branch_at: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _branch_fields(self) -> TrainConfig:
+        if (self.branch_of is None) != (self.branch_at is None):
+            raise FieldError("branch_at", "give branch_of and branch_at together")
+        if self.keep_checkpoints is not None and list(self.keep_checkpoints) != sorted(
+                set(self.keep_checkpoints)):
+            raise FieldError("keep_checkpoints", "must be increasing token counts, got "
+                                                 f"{list(self.keep_checkpoints)}")
+        return self
 
     @field_validator("divergence")
     @classmethod

@@ -84,6 +84,7 @@ class _Group:
         self.batch_size, self.context = tr.batch_size, trial.model.context
         self.per_call = min(steps_per_call or DEFAULT_STEPS_PER_CALL, self.steps)
         self.stops = [e for e in (tr.eval_every, tr.checkpoint_every) if e]
+        self.keep = sorted(t // trial.tokens_per_step for t in tr.keep_checkpoints or ())
         self.fns: StepFns = step_fns(trial.model, trial.parametrization,
                                      grad_clip=trial.optimizer.grad_clip, vmapped=vmapped,
                                      divergence=trial.train.divergence_rule)
@@ -94,14 +95,15 @@ class _Group:
     def chunk_end(self, step: int) -> int:
         """End of the chunk starting after ``step``: the next eval/checkpoint step,
         the last step, or ``step + steps_per_call``, whichever comes first."""
-        return min([step + self.per_call, self.steps] + [(step // e + 1) * e for e in self.stops])
+        ends = [step + self.per_call, self.steps] + [(step // e + 1) * e for e in self.stops]
+        return min(ends + [k for k in self.keep if k > step])
 
     def is_eval(self, step: int) -> bool:
         return step % self.trial.train.eval_every == 0 or step == self.steps
 
     def is_checkpoint(self, step: int) -> bool:
         every = self.trial.train.checkpoint_every
-        return step == self.steps or bool(every and step % every == 0)
+        return step == self.steps or bool(every and step % every == 0) or step in self.keep
 
     def batches(self, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``(i32[S, B, T+1], bool[S])`` for steps ``start .. start+n-1``, zero-padded."""
