@@ -206,6 +206,9 @@ def _from_transfer(fit: FitResult, width: Any, batch_law: published.PublishedLaw
                      f"{tuned['weight_decay']:g}; its interval covers the scatter across "
                      "widths only, not the move to the batch, budget and schedule "
                      "recommended here")
+    holdout = fit.metadata.get("holdout") or {}
+    if holdout.get("checked"):
+        notes.append(holdout["verdict"])
     return lr, batch_law.predict(n, d, seq_len)[1], intervals, label, notes
 
 

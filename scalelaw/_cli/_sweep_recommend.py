@@ -40,5 +40,11 @@ def print_recommendation(result: Any) -> None:
                       f"{math.exp(fit.params['log_lr_ref']):.4g}")
     else:
         console.print(f"prediction: the fitted drift, extrapolated{default}")
+    holdout = fit.metadata.get("holdout") or {}
+    if holdout.get("checked"):
+        colour = "green" if holdout["passed"] else "red"
+        console.print(f"[{colour}]{holdout['verdict']}[/{colour}]")
+    elif holdout:
+        console.print(f"no held-out check: {holdout['reason']}")
     print_rows(f"recommendation at width {result.width} (N = {rec.n_params:.3g}, "
                f"D = {rec.n_tokens:.3g})", rec.rows())

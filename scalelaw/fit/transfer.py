@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,9 +70,11 @@ def lr_optima(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
     Returns
     -------
     DataFrame
-        ``width, lr_grid_best, loss_grid_best, lr_opt, loss_opt, edge, n_points``;
-        ``lr_opt`` is the parabola's vertex, or the best grid LR when the best point is on
-        the edge of the grid (``edge`` True) or the parabola is not convex. Widths with
+        ``width, lr_grid_best, loss_grid_best, lr_opt, loss_opt, curvature, edge,
+        n_points``; ``lr_opt`` is the parabola's vertex, or the best grid LR when the best
+        point is on the edge of the grid (``edge`` True) or the parabola is not convex;
+        ``curvature`` is the parabola's ``c`` in ``loss ≈ loss_opt + c (log2 lr −
+        log2 lr_opt)²`` (NaN without a vertex). Widths with
         fewer than 3 finished, finite learning rates (e.g. still training) are left out
         and listed in ``attrs["skipped"]`` (width: count); none left is an error.
     """
@@ -107,6 +110,7 @@ def lr_optima(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
         rows.append({"width": w, "lr_grid_best": float(2.0 ** x[best]),
                      "loss_grid_best": float(y[best]), "lr_opt": float(2.0 ** x_opt),
                      "loss_opt": float(np.polyval(coef, x_opt)) if ok else float(y[best]),
+                     "curvature": float(coef[0]) if ok else math.nan,
                      "edge": bool(edge), "n_points": int(hi - lo)})
     if not rows:
         detail = ", ".join(f"{w:g}: {n}" for w, n in skipped.items())
@@ -223,6 +227,7 @@ def fit_lr_transfer(summary: pd.DataFrame, *, width: str = "width", lr: str = "l
         model = {"log_lr_ref": float(y.mean()), "width_exponent": 0.0, "dof": dof,
                  "residual_sd": sd, "x_mean": float(x.mean()), "sxx": None,
                  "rss": float(((y - y.mean()) ** 2).sum())}
+    holdout = _holdout_check(optima, used, drift, w_ref)
     return FitResult(
         law="lr_transfer", kind="transfer",
         params={"log_lr_ref": model["log_lr_ref"],
@@ -237,12 +242,63 @@ def fit_lr_transfer(summary: pd.DataFrame, *, width: str = "width", lr: str = "l
                   "fitted": {"width_exponent": ols["slope"], "se": ols["se_slope"],
                              "log_lr_ref": ols["intercept"], "dof": ols["dof"],
                              "differs_from_zero": ols["nonzero"]},
-                  "parametrization": parametrization,
+                  "parametrization": parametrization, "holdout": holdout,
                   "source": "per-width parabola vertices in log2 lr; "
                             + ("OLS of log lr* on log width" if drift == "fit" else
                                "no drift (muP transfer), geometric mean of the optima")
                             + " (Tensor Programs V, Fig. 1)"},
     )
+
+
+HOLDOUT_LOG2_TOLERANCE = 1.0
+"""The held-out check passes within a factor of 2 of the measured optimum (one step of a
+factor-2 LR grid) ..."""
+HOLDOUT_REGRET_TOLERANCE = 0.005
+"""... and a loss regret on the held-out width's parabola of at most 0.5%."""
+
+
+def _holdout_check(optima: pd.DataFrame, used: np.ndarray, drift: str,
+                   w_ref: float) -> dict[str, Any]:
+    """Leave the largest interior width out, predict its optimum from the others (the same
+    drift model), and compare with what was measured there.
+
+    ``log2_error`` = log2(predicted / measured lr*); ``regret`` = the relative loss excess
+    of the predicted LR on the held-out width's parabola, ``c·log2_error² / loss_opt``.
+    """
+    widths = optima["width"].to_numpy(float)
+    idx = np.flatnonzero(used)
+    if len(idx) < 3:
+        return {"checked": False, "reason": f"{len(idx)} widths with an interior optimum; the "
+                "check needs 3 (2 to fit, 1 held out)"}
+    k = int(idx[np.argmax(widths[idx])])
+    rest = idx[idx != k]
+    x = np.log(widths[rest] / w_ref)
+    y = np.log(optima["lr_opt"].to_numpy(float)[rest])
+    x_k = math.log(widths[k] / w_ref)
+    if drift == "fit":
+        slope, intercept = np.polyfit(x, y, 1)
+        pred = float(intercept + slope * x_k)
+    else:
+        pred = float(y.mean())
+    measured = float(optima["lr_opt"].iloc[k])
+    error = (pred - math.log(measured)) / math.log(2.0)
+    curvature, loss_opt = float(optima["curvature"].iloc[k]), float(optima["loss_opt"].iloc[k])
+    regret = curvature * error**2 / loss_opt if math.isfinite(curvature) else math.nan
+    ok = abs(error) <= HOLDOUT_LOG2_TOLERANCE and not regret > HOLDOUT_REGRET_TOLERANCE
+    if ok:
+        verdict = (f"held out width {widths[k]:g}: predicted lr* {math.exp(pred):.3g} vs "
+                   f"measured {measured:.3g} ({error:+.2f} in log2), loss regret "
+                   f"{regret:.3%} on its parabola: within the tolerance")
+    else:
+        verdict = (f"held-out check FAILED at width {widths[k]:g}: the fit on the smaller "
+                   f"widths predicts lr* {math.exp(pred):.3g}, measured {measured:.3g} "
+                   f"({error:+.2f} in log2, loss regret {regret:.3%}; tolerance "
+                   f"{HOLDOUT_LOG2_TOLERANCE:g} in log2 and {HOLDOUT_REGRET_TOLERANCE:.1%}): "
+                   "do not trust the transfer to larger widths without checking")
+    return {"checked": True, "width": float(widths[k]), "predicted_lr": math.exp(pred),
+            "measured_lr": measured, "log2_error": float(error), "regret": float(regret),
+            "passed": bool(ok), "log2_tolerance": HOLDOUT_LOG2_TOLERANCE,
+            "regret_tolerance": HOLDOUT_REGRET_TOLERANCE, "verdict": verdict}
 
 
 def predict_lr(fit: FitResult, widths: float | Sequence[float], level: float = 0.95,

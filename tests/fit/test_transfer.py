@@ -212,3 +212,47 @@ def test_recommend_flags_a_drift_that_muP_should_not_have():
     clean = " ".join(recommend(3e8, 6e9, laws=fit_lr_transfer(runs(0.0, noise=0.002)),
                                width=1024).notes)
     assert "differs from 0" not in clean
+
+
+# ----------------------------------------------------------------------------- held-out check
+GRID = 2.0 ** np.arange(-12, -3)
+
+
+def _bowls(widths, s):  # noqa: ANN001, ANN202
+    """Exact parabolas in log2 lr: optimum 8e-3 (w/32)^s, curvature 0.05, floor 2.5."""
+    rows = [(w, lr, 2.5 + 0.05 * np.log2(lr / (8e-3 * (w / 32) ** s)) ** 2)
+            for w in widths for lr in GRID]
+    return pd.DataFrame(rows, columns=["width", "lr", "final_eval_loss"])
+
+
+def test_holdout_check_passes_when_the_transfer_holds() -> None:
+    fit = fit_lr_transfer(_bowls((32, 64, 128, 256), 0.0), drift="none")
+    check = fit.metadata["holdout"]
+    assert check["checked"] and check["passed"] and check["width"] == 256
+    assert check["log2_error"] == pytest.approx(0.0, abs=1e-9)
+    assert check["regret"] == pytest.approx(0.0, abs=1e-12)
+    assert "within the tolerance" in check["verdict"]
+
+
+def test_holdout_check_fails_in_words_when_it_does_not() -> None:
+    """SP-like drift (s = -1) fitted as if it were muP: the largest width is off by 3 log2
+    units (mean of log2 optima at 32, 64, 128 is 1 below width 32's; 256 is 3 below)."""
+    fit = fit_lr_transfer(_bowls((32, 64, 128, 256), -1.0), drift="none")
+    check = fit.metadata["holdout"]
+    assert check["checked"] and not check["passed"]
+    assert check["log2_error"] == pytest.approx(2.0, abs=1e-9)  # -1 vs -3: +2 in log2
+    assert check["regret"] == pytest.approx(0.05 * 2.0**2 / 2.5, rel=1e-9)
+    assert "FAILED" in check["verdict"]
+    from scalelaw.recommend import recommend
+
+    rec = recommend(1e9, 1e10, laws=fit, width=1024)
+    assert any("held-out check FAILED" in n for n in rec.notes)
+    fitted = fit_lr_transfer(_bowls((32, 64, 128, 256), -1.0), drift="fit")
+    assert fitted.metadata["holdout"]["passed"]  # the right model transfers
+    assert fitted.metadata["holdout"]["log2_error"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_holdout_check_needs_three_widths() -> None:
+    check = fit_lr_transfer(_bowls((32, 64), 0.0), drift="none").metadata["holdout"]
+    assert check == {"checked": False, "reason": "2 widths with an interior optimum; the "
+                     "check needs 3 (2 to fit, 1 held out)"}
