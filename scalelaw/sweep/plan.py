@@ -120,8 +120,9 @@ def eval_tokens(trial: TrialConfig) -> int:
 
 
 def _group_flops(group: Group) -> tuple[int, float]:
-    tokens = sum(t.total_tokens for t in group.trials)
-    flops = sum(t.total_flops + t.flops_per_token / 3 * eval_tokens(t) for t in group.trials)
+    tokens = sum(t.trained_tokens for t in group.trials)  # a branch trains only its decay
+    flops = sum(t.flops_per_token * (t.trained_tokens + eval_tokens(t) / 3)
+                for t in group.trials)
     return tokens, flops
 
 
@@ -262,7 +263,7 @@ def calibrate(spec: SweepSpec, *, mode: str = "auto", steps: int = 20) -> dict[s
         overhead, per_step = timed[key]
         extra_evals = sum((t.steps // t.train.eval_every) * math.ceil(
             t.train.eval_tokens / t.tokens_per_step) / 3 for t in group.trials)
-        member_steps = sum(t.steps for t in group.trials)
+        member_steps = sum(t.trained_tokens // t.tokens_per_step for t in group.trials)
         out[group.group_id] = overhead + (member_steps + extra_evals) * per_step
     return out
 

@@ -145,6 +145,12 @@ class TrialConfig:
         return self.steps * self.tokens_per_step
 
     @property
+    def trained_tokens(self) -> int:
+        """Tokens this trial trains itself: ``total_tokens``, less a cooldown branch's
+        prefix (``train.branch_at``, trained by its stable-phase trial)."""
+        return self.total_tokens - (self.train.branch_at or 0)
+
+    @property
     def n_params(self) -> int:
         """All parameters, embeddings and readout included."""
         return param_count(self.model, embeddings=True)
