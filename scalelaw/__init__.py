@@ -65,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     "collect": "scalelaw.sweep.results",
     "results_table": "scalelaw.sweep.results",
     "trial_summary": "scalelaw.sweep.results",
+    "loss_points": "scalelaw.sweep.results",
     "train_group": "scalelaw.train.loop",
     "DivergenceRule": "scalelaw.train.config",
     "run_sweep": "scalelaw.sweep.runner",
@@ -100,7 +101,7 @@ if TYPE_CHECKING:
     from scalelaw.mup.rules import Parametrization
     from scalelaw.mup.tables import multipliers_table
     from scalelaw.schedules import constant, cosine, power, wsd
-    from scalelaw.sweep.results import collect, results_table, trial_summary
+    from scalelaw.sweep.results import collect, loss_points, results_table, trial_summary
     from scalelaw.sweep.runner import run_sweep
     from scalelaw.sweep.spec import load_spec
     from scalelaw.sweep.status import sweep_status
@@ -111,14 +112,13 @@ if TYPE_CHECKING:
 __all__ = [
     "__version__", "adamw", "collect", "compute_optimal", "ConfigError", "constant",
     "DivergenceRule", "FieldError", "recommend_from_sweep", "run_sweep", "sweep_status",
-    "SweepRecommendation",
-    "coord_check", "cosine", "fit_bowl", "fit_farseer", "fit_hparams", "fit_law",
-    "fit_lr_transfer", "FitResult", "flops_per_token", "get_law", "infer_roles", "isoflop_fit",
-    "Law", "leave_one_cell_out", "list_laws", "load_corpus", "load_fit", "load_spec", "MLP",
-    "multipliers_table", "param_count", "Parametrization", "power", "predict_farseer",
-    "predict_hparams", "predict_lr", "prediction_interval", "recommend", "Recommendation",
-    "register_law", "results_table", "top_singular_values", "train_group", "Transformer",
-    "TransformerConfig", "trial_summary", "wsd",
+    "SweepRecommendation", "coord_check", "cosine", "fit_bowl", "fit_farseer", "fit_hparams",
+    "fit_law", "fit_lr_transfer", "FitResult", "flops_per_token", "get_law", "infer_roles",
+    "isoflop_fit", "Law", "leave_one_cell_out", "list_laws", "load_corpus", "loss_points",
+    "load_fit", "load_spec", "MLP", "multipliers_table", "param_count", "Parametrization",
+    "power", "predict_farseer", "predict_hparams", "predict_lr", "prediction_interval",
+    "recommend", "Recommendation", "register_law", "results_table", "top_singular_values",
+    "train_group", "Transformer", "TransformerConfig", "trial_summary", "wsd",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -55,8 +55,8 @@ import pandas as pd
 from scalelaw._io import atomic_write
 from scalelaw.sweep.store import SweepStore, read_json
 
-__all__ = ["COLUMNS", "build_table", "collect", "collect_summary", "lr_grid", "results_table",
-           "trial_summary"]
+__all__ = ["COLUMNS", "build_table", "collect", "collect_summary", "loss_points", "lr_grid",
+           "results_table", "trial_summary"]
 
 COLUMNS: dict[str, str] = {
     "sweep": "string", "trial_id": "string", "group_id": "string", "member": "int64",
@@ -66,7 +66,11 @@ COLUMNS: dict[str, str] = {
     "tokens": "int64", "flops": "float64", "train_loss": "float64", "eval_loss": "float64",
     "diverged_step": "Int64", "status": "string", "scheduled_lr": "float64",
     "grad_norm": "float64", "wall_time": "float64",
+    "decay_fraction": "float64", "branch_of": "string",
 }
+"""``decay_fraction``: the schedule's (NaN for schedules without one; 0 for a cooldown
+sweep's stable-phase trials, whose last losses are not cooled); ``branch_of``: the
+stable-phase trial a cooldown branch starts from (null otherwise)."""
 _TRIAL_KEYS = ("sweep", "trial_id", "group_id", "member", "parametrization", "width", "depth",
                "n_params", "n_params_nonembed", "batch_size", "tokens_per_step", "lr",
                "weight_decay", "seed")
@@ -136,6 +140,8 @@ def build_table(records: Sequence[dict[str, Any]], metrics: Sequence[Sequence[di
                 columns[column].append(line.get(key))
             columns["diverged_step"].append(record.get("diverged_step"))
             columns["status"].append(record["status"])
+            columns["decay_fraction"].append(flat.get("schedule.decay_fraction"))
+            columns["branch_of"].append(flat.get("train.branch_of"))
             for path in swept_paths:
                 swept[path].append(record["swept"].get(path, flat.get(path)))
     frame = pd.DataFrame({name: _typed(values, COLUMNS[name]) for name, values in columns.items()})
@@ -188,6 +194,46 @@ def collect_summary(sweep_dir: str | os.PathLike[str],
     return {"path": str(path), "rows": len(table),
             "trials_with_rows": int(table["trial_id"].nunique()), "states": counts,
             "finished": not unfinished}
+
+def loss_points(results: pd.DataFrame, *, points: str = "final") -> pd.DataFrame:
+    """(N, D, loss) rows to fit a loss law on, from a long results table.
+
+    Parameters
+    ----------
+    results : DataFrame
+        :func:`results_table` of a sweep (e.g. a cooldown-branch sweep).
+    points : {"final", "logged"}
+        ``"final"``: one row per finished (``done``) trial, its last evaluated loss at
+        its final token count; a cooldown branch gives its own budget's point, and its
+        stable-phase trial a point at the end of the stable phase. ``"logged"``: every
+        evaluated (step, loss) of every finished trial.
+
+    Returns
+    -------
+    DataFrame
+        ``N`` (non-embedding parameters), ``D`` (tokens seen), ``loss`` (eval loss, nats),
+        ``cooled``, then ``trial_id, width, lr, seed``. ``cooled`` is True only for the
+        final point of a trial whose LR decayed to its end (``decay_fraction > 0``):
+        points taken before or without the decay (stable-phase trials, intermediate
+        checkpoints) sit above the loss a run of that length would reach, so a law fitted
+        on them is biased upward (Hagele et al. 2024); fit on ``points[points.cooled]``
+        unless that bias is what you want.
+    """
+    if points not in ("final", "logged"):
+        raise ValueError(f"points: must be 'final' or 'logged', got {points!r}")
+    done = results[(results["status"] == "done") & results["eval_loss"].notna()]
+    done = done.sort_values(["trial_id", "step"], kind="stable")
+    last = done.groupby("trial_id")["step"].transform("max") == done["step"]
+    rows = done[last] if points == "final" else done
+    decayed = rows["decay_fraction"].fillna(0.0) > 0 if "decay_fraction" in rows else False
+    out = pd.DataFrame({"N": rows["n_params_nonembed"].astype("float64"),
+                        "D": rows["tokens"].astype("float64"),
+                        "loss": rows["eval_loss"].astype("float64"),
+                        "cooled": (last[rows.index] & decayed).astype(bool)})
+    for column in ("trial_id", "width", "lr", "seed"):
+        out[column] = rows[column].to_numpy()
+    return out.reset_index(drop=True)
+
 
 def trial_summary(results: pd.DataFrame) -> pd.DataFrame:
     """One row per trial of a long results table: final and best losses.

@@ -130,3 +130,19 @@ def test_a_branch_waits_for_its_stable_run_and_inherits_divergence(tmp_path) -> 
     assert result.states == {"diverged": 3}
     steps = [read_summary(bad.trial_dir(r["trial_id"]))["diverged_step"] for r in bad.records]
     assert len(steps) == 3 and len(set(steps)) == 1  # where the stable run diverged
+
+
+def test_loss_points_mark_the_cooled_ones(swept) -> None:
+    """Branch finals are cooled points at their budgets; stable-phase ends are not."""
+    from scalelaw.sweep.results import loss_points
+
+    table = collect(swept.root)[1]
+    final = loss_points(table)
+    assert len(final) == 6 and (final["N"] == final["N"].iloc[0]).all()
+    cooled = final[final["cooled"]]
+    assert sorted(cooled["D"]) == sorted([20 * TPS, 40 * TPS] * 2)
+    assert sorted(final[~final["cooled"]]["D"]) == [30 * TPS] * 2  # the stable phases
+    logged = loss_points(table, points="logged")
+    assert len(logged) == table["eval_loss"].notna().sum() and logged["cooled"].sum() == 4
+    with pytest.raises(ValueError, match="points: must be"):
+        loss_points(table, points="all")
