@@ -59,6 +59,7 @@ _EXPORTS: dict[str, str] = {
     "fit_bowl": "scalelaw.fit.bowl",
     "leave_one_cell_out": "scalelaw.fit.hparams",
     "fit_farseer": "scalelaw.fit.farseer",
+    "fit_power_schedule": "scalelaw.fit.power_schedule",
     "predict_farseer": "scalelaw.fit.farseer",
     "load_corpus": "scalelaw.corpus",
     "load_spec": "scalelaw.sweep.spec",
@@ -88,6 +89,7 @@ if TYPE_CHECKING:
     from scalelaw.fit.hparams import fit_hparams, leave_one_cell_out
     from scalelaw.fit.isoflop import isoflop_fit
     from scalelaw.fit.laws import Law, get_law, list_laws, register_law
+    from scalelaw.fit.power_schedule import fit_power_schedule
     from scalelaw.fit.powerlaw_form import predict_hparams
     from scalelaw.fit.result import FitResult, load_fit
     from scalelaw.fit.transfer import fit_lr_transfer, predict_lr
@@ -111,14 +113,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "__version__", "adamw", "collect", "compute_optimal", "ConfigError", "constant",
-    "DivergenceRule", "FieldError", "recommend_from_sweep", "run_sweep", "sweep_status",
-    "SweepRecommendation", "coord_check", "cosine", "fit_bowl", "fit_farseer", "fit_hparams",
-    "fit_law", "fit_lr_transfer", "FitResult", "flops_per_token", "get_law", "infer_roles",
-    "isoflop_fit", "Law", "leave_one_cell_out", "list_laws", "load_corpus", "loss_points",
-    "load_fit", "load_spec", "MLP", "multipliers_table", "param_count", "Parametrization",
-    "power", "predict_farseer", "predict_hparams", "predict_lr", "prediction_interval",
-    "recommend", "Recommendation", "register_law", "results_table", "top_singular_values",
-    "train_group", "Transformer", "TransformerConfig", "trial_summary", "wsd",
+    "coord_check", "cosine", "DivergenceRule", "FieldError", "fit_bowl", "fit_farseer",
+    "fit_hparams", "fit_law", "fit_lr_transfer", "fit_power_schedule", "FitResult",
+    "flops_per_token", "get_law", "infer_roles", "isoflop_fit", "Law", "leave_one_cell_out",
+    "list_laws", "load_corpus", "load_fit", "load_spec", "loss_points", "MLP",
+    "multipliers_table", "param_count", "Parametrization", "power", "predict_farseer",
+    "predict_hparams", "predict_lr", "prediction_interval", "recommend",
+    "recommend_from_sweep", "Recommendation", "register_law", "results_table", "run_sweep",
+    "sweep_status", "SweepRecommendation", "top_singular_values", "train_group", "Transformer",
+    "TransformerConfig", "trial_summary", "wsd",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -142,22 +142,29 @@ def _power(n: float, d: float, seq_len: int) -> tuple[float, float]:
     return min(POWER_LR_MAX, beta * POWER_GAMMA * d**POWER_B), beta * seq_len
 
 
-def _power_schedule(lr: float, batch_seq: float, n_tokens: float) -> dict:
+def power_schedule(lr: float, batch_seq: float, n_tokens: float, *, a: float = POWER_A,
+                   b: float = POWER_B, lr_max: float = POWER_LR_MAX,
+                   source: str = "Shen et al. 2024, Eq. 7-8") -> dict:
+    """The Power schedule's settings for a run (``lr`` and ``n_tokens`` unused: the
+    schedule sets its own LR from ``beta * a * n^b``)."""
     return {
         "name": "power",
-        "a": POWER_A,
-        "b": POWER_B,
-        "lr_max": POWER_LR_MAX,
+        "a": a,
+        "b": b,
+        "lr_max": lr_max,
         "beta": batch_seq,
         "decay_fraction": 0.1,
         "decay": "exponential",
         "description": (
-            f"Power schedule lr(n) = min({POWER_LR_MAX}, beta*{POWER_A}*n^{POWER_B}) with "
+            f"Power schedule lr(n) = min({lr_max:.4g}, beta*{a:.4g}*n^{b:.4g}) with "
             f"beta = {batch_seq:g} sequences and n tokens seen from the start; warmup "
-            "linear to lr(N_warmup); exponential decay to 0 over the last 10% "
-            "(Shen et al. 2024, Eq. 7-8)"
+            f"linear to lr(N_warmup); exponential decay to 0 over the last 10% ({source})"
         ),
     }
+
+
+def _power_schedule(lr: float, batch_seq: float, n_tokens: float) -> dict:
+    return power_schedule(lr, batch_seq, n_tokens)
 
 
 HPARAM_LAWS: dict[str, PublishedLaw] = {

@@ -223,10 +223,32 @@ def _load_laws(laws: Any) -> Any:
         raise ValueError(f"laws: {err}") from None
 
 
+def _from_power_fit(fit: FitResult, batch_law: published.PublishedLaw, n: float, d: float,
+                    seq_len: int) -> tuple[float, float, dict, str, list[str]]:
+    """lr* = beta * a * D^b from a fitted Power schedule (the batch from ``batch_law``)."""
+    batch_tokens = batch_law.predict(n, d, seq_len)[1]
+    beta = max(1.0, round(batch_tokens / seq_len))
+    a, b = fit.params["a"], fit.params["b"]
+    lr = beta * a * d**b
+    intervals = {}
+    if fit.samples:
+        draws = sorted(beta * sa * d**sb for sa, sb in zip(fit.samples["a"], fit.samples["b"],
+                                                             strict=True))
+        intervals["lr"] = (_quantile(draws, 0.025), _quantile(draws, 0.975))
+    label = (f"fitted Power schedule: lr* = beta x {a:.4g} x D^{b:.4f} (beta = batch in "
+             f"sequences; Shen et al. 2024 Eq. 5-6 form, fitted on your runs)")
+    notes = [f"batch from the published {batch_law.name} law (the Power scheduler has no "
+             "batch-size law), rounded to whole sequences",
+             f"Shen et al. 2024 fitted a = 4.6, b = -0.51; this fit a = {a:.4g}, b = {b:.4f}"]
+    return lr, beta * seq_len, intervals, label, notes
+
+
 def _resolve_laws(laws: Any, n: float, d: float, seq_len: int, width: Any,
                   law: published.PublishedLaw) -> tuple[float, float, dict, str, list[str]]:
     if isinstance(laws, FitResult) and laws.kind == "transfer":
         return _from_transfer(laws, width, law, n, d, seq_len)
+    if isinstance(laws, FitResult) and laws.kind == "schedule":
+        return _from_power_fit(laws, law, n, d, seq_len)
     if isinstance(laws, FitResult):
         return (*_from_fit(laws, n, d), [])
     if isinstance(laws, tuple | list) and len(laws) == 2 and all(map(callable, laws)):
@@ -369,9 +391,17 @@ def recommend(
         lr, batch_tokens, intervals, label, more = _resolve_laws(laws, n, d, seq_len, width,
                                                                  law)
         notes.extend(more)
-        schedule_fn = law.schedule
-        notes.append(f"schedule from the published {law.name} law (a fitted law records no "
-                     "schedule; choose another with --source / source=)")
+        if isinstance(laws, FitResult) and laws.kind == "schedule":
+            fa, fb = laws.params["a"], laws.params["b"]
+
+            def schedule_fn(lr: float, batch_seq: float, d: float) -> dict:
+                return published.power_schedule(lr, batch_seq, d, a=fa, b=fb,
+                                                source="a and b fitted on your runs; lr_max "
+                                                "as Shen et al.")
+        else:
+            schedule_fn = law.schedule
+            notes.append(f"schedule from the published {law.name} law (a fitted law records "
+                         "no schedule; choose another with --source / source=)")
     if not (math.isfinite(lr) and lr > 0 and math.isfinite(batch_tokens) and batch_tokens > 0
             and batch_tokens / seq_len < 2.0**53):
         raise ValueError(f"n_params, n_tokens: outside the law's numeric range here "

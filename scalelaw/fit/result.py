@@ -30,7 +30,7 @@ from scalelaw._io import atomic_write
 
 SCHEMA = "scalelaw.fit"
 SCHEMA_VERSION = 1
-KINDS = ("loss", "hparams", "transfer")
+KINDS = ("loss", "hparams", "transfer", "schedule")
 
 
 @dataclass

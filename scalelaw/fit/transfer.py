@@ -50,7 +50,7 @@ from scalelaw.errors import ConfigError
 from scalelaw.fit.isoflop import parabola_minimum
 from scalelaw.fit.result import FitResult
 
-__all__ = ["fit_lr_transfer", "lr_optima", "predict_lr", "select_parametrization"]
+__all__ = ["curve_optimum", "fit_lr_transfer", "lr_optima", "predict_lr", "select_parametrization"]
 
 def lr_optima(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
               loss: str = "final_eval_loss", neighbours: int = 1) -> pd.DataFrame:
@@ -100,18 +100,8 @@ def lr_optima(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
         if len(curve) < 3:  # e.g. a width still training: skipped, and said so
             skipped[float(w)] = int(len(curve))
             continue
-        x, y = np.log2(curve.index.to_numpy(float)), curve.to_numpy(float)
-        best = int(np.argmin(y))
-        edge = best in (0, len(y) - 1)
-        lo, hi = max(0, best - neighbours), min(len(y), best + neighbours + 1)
-        vertex, coef = (math.nan, None) if edge else parabola_minimum(x[lo:hi], y[lo:hi])
-        ok = math.isfinite(vertex) and x[lo] <= vertex <= x[hi - 1]
-        x_opt = vertex if ok else x[best]
-        rows.append({"width": w, "lr_grid_best": float(2.0 ** x[best]),
-                     "loss_grid_best": float(y[best]), "lr_opt": float(2.0 ** x_opt),
-                     "loss_opt": float(np.polyval(coef, x_opt)) if ok else float(y[best]),
-                     "curvature": float(coef[0]) if ok else math.nan,
-                     "edge": bool(edge), "n_points": int(hi - lo)})
+        rows.append({"width": w, **curve_optimum(curve.index.to_numpy(float),
+                                                 curve.to_numpy(float), neighbours)})
     if not rows:
         detail = ", ".join(f"{w:g}: {n}" for w, n in skipped.items())
         raise ConfigError(f"column {width!r}: no width has 3 finished learning rates with a "
@@ -119,6 +109,28 @@ def lr_optima(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
     out = pd.DataFrame(rows)
     out.attrs["skipped"] = skipped
     return out
+
+
+def curve_optimum(lrs: np.ndarray, losses: np.ndarray, neighbours: int = 1) -> dict[str, Any]:
+    """The loss-optimal LR of one loss-vs-LR curve (``lrs`` increasing, losses finite).
+
+    The vertex of the parabola in log2 lr through the best grid point and ``neighbours``
+    points on each side; the best grid LR itself when that point is on the grid's edge
+    (``edge``) or the parabola is not convex. Keys: ``lr_grid_best, loss_grid_best, lr_opt,
+    loss_opt, curvature, edge, n_points`` (as :func:`lr_optima`'s columns).
+    """
+    x, y = np.log2(np.asarray(lrs, float)), np.asarray(losses, float)
+    best = int(np.argmin(y))
+    edge = best in (0, len(y) - 1)
+    lo, hi = max(0, best - neighbours), min(len(y), best + neighbours + 1)
+    vertex, coef = (math.nan, None) if edge else parabola_minimum(x[lo:hi], y[lo:hi])
+    ok = math.isfinite(vertex) and x[lo] <= vertex <= x[hi - 1]
+    x_opt = vertex if ok else x[best]
+    return {"lr_grid_best": float(2.0 ** x[best]), "loss_grid_best": float(y[best]),
+            "lr_opt": float(2.0 ** x_opt),
+            "loss_opt": float(np.polyval(coef, x_opt)) if ok else float(y[best]),
+            "curvature": float(coef[0]) if ok else math.nan, "edge": bool(edge),
+            "n_points": int(hi - lo)}
 
 
 def _ols(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
