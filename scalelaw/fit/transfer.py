@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -95,7 +96,8 @@ def lr_optima(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
         curve = cell.groupby(lr, sort=True)[loss].agg(
             lambda v: v.mean() if v.notna().all() else np.nan).dropna()
         if len(curve) < 3:  # e.g. a width still training: skipped, and said so
-            skipped[float(w)] = int(len(curve))
+            # pandas types a group key as any scalar (str, date, ...); a width is a number
+            skipped[float(w)] = int(len(curve))  # type: ignore[arg-type]
             continue
         x, y = np.log2(curve.index.to_numpy(float)), curve.to_numpy(float)
         best = int(np.argmin(y))
@@ -106,7 +108,8 @@ def lr_optima(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
         x_opt = vertex if ok else x[best]
         rows.append({"width": w, "lr_grid_best": float(2.0 ** x[best]),
                      "loss_grid_best": float(y[best]), "lr_opt": float(2.0 ** x_opt),
-                     "loss_opt": float(np.polyval(coef, x_opt)) if ok else float(y[best]),
+                     "loss_opt": float(np.polyval(coef, x_opt)) if ok and coef is not None
+                     else float(y[best]),
                      "edge": bool(edge), "n_points": int(hi - lo)})
     if not rows:
         detail = ", ".join(f"{w:g}: {n}" for w, n in skipped.items())
@@ -213,6 +216,7 @@ def fit_lr_transfer(summary: pd.DataFrame, *, width: str = "width", lr: str = "l
     x = np.log(optima["width"].to_numpy(float)[used] / w_ref)
     y = np.log(optima["lr_opt"].to_numpy(float)[used])
     ols = _ols(x, y)
+    model: dict[str, Any]
     if drift == "fit":
         model = {"log_lr_ref": ols["intercept"], "width_exponent": ols["slope"],
                  "dof": ols["dof"], "residual_sd": ols["sd"], "x_mean": float(x.mean()),
