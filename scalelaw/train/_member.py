@@ -149,6 +149,7 @@ class Member:
                 "wall_time": self.wall0 + wall,
                 "initial_loss": _finite_or_none(state["initial_loss"]),
                 "above": int(state["above"])}
+        assert self._ckpt is not None, "save() before prepare() or after close()"
         self._ckpt.save(int(state["step"]), state, meta)
 
     # ------------------------------------------------------------------ end
@@ -162,10 +163,13 @@ class Member:
         else:
             status = "diverged" if self.diverged_step is not None else "done"
         ok = status == "done"
+        steps = last.get("step", 0)
+        if status == "diverged" and self.diverged_step is not None:
+            steps = self.diverged_step - 1
         summary = {
             "trial_id": self.trial.trial_id, "group_id": self.trial.group_id,
             "status": status, "diverged_step": self.diverged_step,
-            "steps": self.diverged_step - 1 if status == "diverged" else last.get("step", 0),
+            "steps": steps,
             "final_train_loss": last.get("train_loss") if ok else None,
             "final_eval_loss": last.get("eval_loss") if ok else None,
             "best_eval_loss": min(evals) if evals else None,
