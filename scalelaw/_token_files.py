@@ -40,7 +40,7 @@ def _open_tokens(path: str, field: str, dtype: str, vocab: int) -> np.ndarray:
 
 
 def load_token_files(
-    path: str, dtype: str, vocab: int, val_path: str | None, val_fraction: float
+    path: str, dtype: str, vocab: int, val_path: str | None, val_fraction: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(train, validation) token arrays of a nanoGPT-style file, memory-mapped.
 
@@ -60,6 +60,7 @@ def _load_tokens_cached(
     tokens = _open_tokens(path, "path", dtype, vocab)
     if val_path is not None:
         return tokens, _open_tokens(val_path, "val_path", dtype, vocab)
+    assert val_fraction is not None, "val_fraction is needed without val_path"
     n_val = max(1, round(len(tokens) * val_fraction))
     if n_val >= len(tokens):
         raise ConfigError(f"data.path: {path} has {len(tokens)} tokens, too few to split")

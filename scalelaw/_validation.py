@@ -42,7 +42,17 @@ import functools
 import math
 import types
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import (
+    Annotated,
+    Any,
+    Literal,
+    TypeVar,
+    Union,
+    cast,
+    dataclass_transform,
+    get_args,
+    get_origin,
+)
 
 import annotated_types as at
 from pydantic import BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError
@@ -93,6 +103,7 @@ def show(value: Any) -> str:
 
 
 # ----------------------------------------------------------------------------- sections
+@dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, Field))
 def section(cls: type[T]) -> type[T]:
     """Make ``cls`` a frozen pydantic dataclass whose constructor raises ConfigError.
 
@@ -110,7 +121,7 @@ def section(cls: type[T]) -> type[T]:
             raise _joined([FieldError(n, m) for n, m in messages(exc, dc)]) from None
 
     dc.__init__ = __init__  # type: ignore[method-assign]
-    return dc
+    return cast("type[T]", dc)  # the same class, now a pydantic dataclass
 
 
 def field_names(cls: type) -> list[str]:
@@ -137,7 +148,8 @@ def validate(cls: type[T], data: Any, prefix: str = "", *,
     if not isinstance(data, Mapping):
         raise FieldError(where(prefix), f"must be a mapping of fields, got {show(data)}")
     try:
-        return _adapter(cls).validate_python(dict(data))
+        # mypy does not count type[T] as Hashable (every class is): python/mypy#20409
+        return _adapter(cls).validate_python(dict(data))  # type: ignore[arg-type]
     except ValidationError as exc:
         errors = []
         for name, problem in messages(exc, cls):
@@ -176,7 +188,7 @@ def check_field(classes: tuple[type, ...], name: str, value: Any) -> Any:
 @functools.cache
 def _field_adapter(cls: type, name: str) -> TypeAdapter:
     info = _fields(cls)[name]
-    tp = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+    tp: Any = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
     return TypeAdapter(tp, config=_FIELD_CONFIG)
 
 
@@ -203,7 +215,7 @@ def messages(exc: ValidationError, cls: type) -> list[tuple[str, str]]:
             inner = _section_of(_fields(owner)[loc[0]].annotation)
             if inner is None:
                 break
-            path.append(loc.pop(0))
+            path.append(str(loc.pop(0)))
             if loc and loc[0] == inner.__name__:  # pydantic's tag for a union member
                 loc.pop(0)
             owner = inner
@@ -264,8 +276,10 @@ def _describe(tp: Any, meta: tuple[Any, ...]) -> str:
         return "true or false"
     if tp is int:
         low = bounds.get("ge")
+        if low is None:
+            return "an integer"
         return {1: "a positive integer", 0: "a non-negative integer"}.get(
-            low, f"an integer >= {low}" if low is not None else "an integer")
+            low, f"an integer >= {low}")
     if tp is float:
         return "a number" + _interval(bounds)
     if tp is str:

@@ -25,7 +25,7 @@ from scalelaw._cli import coord, fit, hparams, sweep
 try:  # typer >= 0.2x vendors click as typer._click; older typer uses click itself
     from typer._click import exceptions as _exc
 except ImportError:  # pragma: no cover - depends on the installed typer
-    from click import exceptions as _exc
+    from click import exceptions as _exc  # type: ignore[no-redef]  # either one, same names
 
 app = typer.Typer(
     name="scalelaw",

@@ -124,12 +124,12 @@ class DataConfig:
     scalelaw.errors.FieldError: vocab: byte-level sources have vocab 256, got 512
     """
 
-    source: Literal[SOURCES] = "stdlib"  # type: ignore[valid-type]
+    source: Literal["stdlib", "text", "tokens"] = "stdlib"
     seed: NonNegativeInt = 0
     paths: Paths = ()
     path: NonEmptyStr | None = None
     vocab: PositiveInt | None = None
-    dtype: Literal[TOKEN_DTYPES] | None = None  # type: ignore[valid-type]
+    dtype: Literal["uint16", "uint32"] | None = None
     val_path: NonEmptyStr | None = None
     val_fraction: Annotated[float, Strict(), Field(gt=0, lt=1)] | None = None
     include_tests: Flag = False
@@ -266,10 +266,11 @@ def load_corpus(config: DataConfig | Mapping[str, Any]) -> Corpus:
     if not isinstance(config, DataConfig):
         config = DataConfig.from_mapping(config)
     if config.source == "tokens":
-        train, val = load_token_files(config.path, config.dtype, config.vocab, config.val_path,
-                                      config.val_fraction)
+        path, dtype, vocab = config.path, config.dtype, config.vocab
+        assert path is not None and dtype is not None and vocab is not None  # _check_tokens
+        train, val = load_token_files(path, dtype, vocab, config.val_path, config.val_fraction)
         where = config.val_path or f"last {config.val_fraction:g} of the file"
-        return Corpus(train, val, config.vocab, f"tokens {config.path} (val: {where})")
+        return Corpus(train, val, vocab, f"tokens {path} (val: {where})")
     if config.source == "stdlib":
         root = sysconfig.get_paths()["stdlib"]
         files = _stdlib_files(root, config.include_tests)

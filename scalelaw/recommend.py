@@ -133,8 +133,8 @@ class Recommendation:
 
 
 def _check_positive(name: str, value: object) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value <= 0:
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value <= 0):
         raise ValueError(f"{name}: must be a positive finite number, got {value!r}")
     return float(value)
 
@@ -275,7 +275,9 @@ def _parametrization(parametrization: Any, base_width: int | None, laws: Any,
             raise ValueError(f"parametrization, base_width: the fit in laws comes from a "
                              f"{swept['name']} sweep with base width {swept['base_width']}")
         try:
-            return Parametrization(parametrization, base_width=base_width)
+            # any str: the constructor validates the name at run time (FieldError below)
+            return Parametrization(parametrization,  # type: ignore[arg-type]
+                                   base_width=base_width)
         except FieldError as err:
             raise ValueError(f"{'parametrization' if err.path == 'name' else 'base_width'}: "
                              f"{err.problem}") from None

@@ -105,7 +105,8 @@ def _tokens(tokens: ArrayLike, total: float | None) -> jax.Array:
     return jnp.clip(n, 0.0, total)
 
 
-def _with_warmup(body: Schedule, warmup: float) -> Schedule:
+def _with_warmup(body: Callable[[jax.Array], jax.Array], warmup: float
+                 ) -> Callable[[jax.Array], jax.Array]:
     """Linear warmup from 0 to ``body(warmup)``, then ``body``; ``body`` sees n >= warmup."""
     if warmup == 0.0:
         return body

@@ -7,7 +7,7 @@ needs only :mod:`scalelaw.recommend` (no JAX), so it starts quickly.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -41,7 +41,7 @@ def fit_hparams_cmd(
     from scalelaw.fit.hparams import fit_hparams, load_runs
 
     check_output_path(plot, "plot", suffixes=(".png", ".pdf", ".svg"))
-    columns = {"n": n, "d": d, "lr": lr, "batch": batch, "loss": loss,
+    columns: dict[str, Any] = {"n": n, "d": d, "lr": lr, "batch": batch, "loss": loss,
                "batch_unit": batch_unit, "seq_len": seq_len}
     fit = fit_hparams(table, **columns, method=method, threshold=threshold,
                       bootstrap=bootstrap, seed=seed)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 DEFAULT_WINDOW = 0.01  # relative loss above the cell's best; see hparams.leave_one_cell_out
 
@@ -91,9 +92,9 @@ def _model(theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def fit_bowl(
-    lr: np.ndarray,
-    batch: np.ndarray,
-    loss: np.ndarray,
+    lr: ArrayLike,
+    batch: ArrayLike,
+    loss: ArrayLike,
     *,
     window: float = DEFAULT_WINDOW,
     min_points: int = 10,
@@ -136,13 +137,15 @@ def fit_bowl(
     lo = np.array([-np.inf, x_all.min(), y_all.min(), -30, -np.inf, -30])
     hi = np.array([np.inf, x_all.max(), y_all.max(), 30, np.inf, 30])
     theta0 = np.clip(theta0, lo + 1e-9, hi - 1e-9)
+    def residuals(t: np.ndarray) -> np.ndarray:
+        return _model(t, x, y) - ls
+
     res = least_squares(
-        lambda t: _model(t, x, y) - ls, theta0, bounds=(lo, hi),
-        loss="soft_l1", f_scale=1e-3 * best, x_scale="jac",
+        residuals, theta0, bounds=(lo, hi), loss="soft_l1", f_scale=1e-3 * best, x_scale="jac",
     )
     c, x0, y0, r11, r21, r22 = res.x
     R = np.array([[np.exp(r11), 0.0], [r21, np.exp(r22)]])
-    J = res.jac
+    J = np.asarray(res.jac)  # dense: least_squares' default finite differences
     dof = max(len(ls) - len(res.x), 1)
     s2 = float(np.sum(res.fun**2) / dof)
     cov_full = s2 * np.linalg.pinv(J.T @ J)
@@ -161,8 +164,10 @@ def fit_bowls(
     runs: pd.DataFrame, *, window: float = DEFAULT_WINDOW
 ) -> dict[tuple[float, float], Bowl]:
     """One :class:`Bowl` per (N, D) cell of a canonical run table (:func:`load_runs`)."""
+    # pandas types the group keys as Hashable; N and D are number columns
     return {
-        (float(N), float(D)): fit_bowl(g["lr"], g["batch_tokens"], g["loss"], window=window)
+        (float(N), float(D)): fit_bowl(  # type: ignore[arg-type]
+            g["lr"], g["batch_tokens"], g["loss"], window=window)
         for (N, D), g in runs.groupby(["N", "D"])
     }
 

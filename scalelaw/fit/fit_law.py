@@ -19,7 +19,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -70,7 +70,7 @@ def fit_law(
     bootstrap: int = 0,
     seed: int = 0,
     holdout_above: float | None = None,
-    delta: float | None | str = "law",
+    delta: float | None | Literal["law"] = "law",
     screen_steps: int = 3,
     keep: int | None = 32,
     tol: float = 1e-12,

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -279,7 +280,7 @@ def fit_hparams(
     runs = load_runs(
         table, n=n, d=d, lr=lr, batch=batch, loss=loss, batch_unit=batch_unit, seq_len=seq_len
     )
-    meta = {"columns": {"N": n, "D": d, "lr": lr, "batch": batch, "loss": loss},
+    meta: dict[str, Any] = {"columns": {"N": n, "D": d, "lr": lr, "batch": batch, "loss": loss},
             "table": str(table) if isinstance(table, str | os.PathLike) else None,
             "batch_unit": batch_unit, "seq_len": int(seq_len), "threshold": threshold,
             "n_cells": int(runs.groupby(["N", "D"]).ngroups)}

@@ -102,7 +102,7 @@ def isoflop_fit(table: TableLike, *, n: str = "N", c: str = "C", loss: str = "lo
     log_k, a = wls_power_law(log_c[ok], point[ok], None if var is None else var[ok])
     params = _with_tokens(log_k, a, flops_per_param_token)
     samples: dict[str, list[float]] | None = None
-    if bootstrap > 1:
+    if var is not None:  # bootstrap > 1
         boot = [_with_tokens(*wls_power_law(log_c[ok], row[ok], var[ok]), flops_per_param_token)
                 for row in draws if np.all(np.isfinite(row[ok]))]
         samples = {k: [b[k] for b in boot] for k in params}

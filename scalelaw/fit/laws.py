@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from scalelaw.errors import ConfigError
 
@@ -142,7 +143,7 @@ class Law:
         """``"loss"`` or ``"hparams"`` (as in :class:`FitResult`)."""
         return "loss" if self.target == "loss" else "hparams"
 
-    def to_natural(self, theta: Sequence[float]) -> dict[str, float]:
+    def to_natural(self, theta: ArrayLike) -> dict[str, float]:
         """Fit-space vector → natural-unit dict (``a`` → ``A = e^a``)."""
         out = {}
         for name, v in zip(self.params, np.asarray(theta, dtype=float), strict=True):
@@ -268,7 +269,7 @@ def _power(names: tuple[str, ...]) -> Formula:
     return formula
 
 
-_HOFFMANN_GRID = {"a": [0, 5, 10, 15, 20, 25], "b": [0, 5, 10, 15, 20, 25],
+_HOFFMANN_GRID: dict[str, list[float]] = {"a": [0, 5, 10, 15, 20, 25], "b": [0, 5, 10, 15, 20, 25],
                   "e": [-1, -0.5, 0, 0.5, 1], "alpha": [0, 0.5, 1, 1.5, 2],
                   "beta": [0, 0.5, 1, 1.5, 2]}
 _LOSS_UNITS = {"N": "total parameters", "D": "tokens", "loss": "nats"}

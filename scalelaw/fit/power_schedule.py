@@ -45,7 +45,8 @@ def cell_optima(runs: pd.DataFrame, *, batch: str, tokens: str, lr: str, loss: s
     for (beta, t), cell in runs.groupby([batch, tokens], sort=True):
         curve = cell.groupby(lr, sort=True)[loss].mean().dropna()
         if len(curve) >= 3:
-            rows.append({"batch": float(beta), "tokens": float(t),
+            # pandas types group keys as Hashable; these are numbers
+            rows.append({"batch": float(beta), "tokens": float(t),  # type: ignore[arg-type]
                          **curve_optimum(curve.index.to_numpy(float), curve.to_numpy(float),
                                          neighbours)})
     return pd.DataFrame(rows)

@@ -131,9 +131,11 @@ class _ExportedProgram:
         sig = [(np.shape(a), str(getattr(a, "dtype", type(a).__name__))) for a in leaves]
         law = self.law
         config = [str(getattr(jax.config, name, None)) for name in _TRACE_CONFIG]
+        # jax sets its options on jax.config at run time; its Config class does not declare them
+        x64 = bool(jax.config.jax_enable_x64)  # type: ignore[attr-defined]
         parts = (self.kind, law.name, law.params, law.inputs, sorted(law.bounds.items()),
                  law.formula.__qualname__, sorted(self.static.items()), str(tree), sig,
-                 jax.default_backend(), bool(jax.config.jax_enable_x64), config,
+                 jax.default_backend(), x64, config,
                  os.environ.get("EQX_ON_ERROR", ""), _fingerprint())
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:40]
 

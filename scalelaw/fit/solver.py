@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -41,8 +41,9 @@ def _lbfgs_run(law: Law, delta: float | None, theta0: Any, args: Any, steps: int
     import optimistix as optx
 
     fn = partial(objective, law, delta=delta)
-    sol = optx.minimise(lambda t, a: fn(t, a), optx.LBFGS(rtol=tol, atol=tol), theta0,
-                        args=args, max_steps=steps, throw=False)
+    sol: optx.Solution[Any, Any] = optx.minimise(
+        lambda t, a: fn(t, a), optx.LBFGS(rtol=tol, atol=tol), theta0,
+        args=args, max_steps=steps, throw=False)
     theta = sol.value
     return theta, penalised(law, theta, fn(theta, args)), sol.stats["num_steps"]
 
@@ -83,9 +84,9 @@ def whitened_run(law: Law, delta: float | None, theta0: Any, precond: Any, scale
 
     fn = partial(objective, law, delta=delta)
     atol = float(np.sqrt(2.0 * tol))
-    sol = optx.minimise(lambda z, a: fn(theta0 + precond @ z, a) / scale,
-                        optx.BFGS(rtol=0.0, atol=atol), z0, args=args, max_steps=steps,
-                        throw=False)
+    sol: optx.Solution[Any, Any] = optx.minimise(
+        lambda z, a: fn(theta0 + precond @ z, a) / scale,
+        optx.BFGS(rtol=0.0, atol=atol), z0, args=args, max_steps=steps, throw=False)
     theta = theta0 + precond @ sol.value
     value = penalised(law, theta, fn(theta, args))
     ok = (sol.result == optx.RESULTS.successful) & jnp.isfinite(value)
@@ -150,8 +151,9 @@ def full_data_whitening(theta: Any, x: Any, log_y: Any, *, law: Law,
 
 def solve(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, *,
           starts: np.ndarray | None = None, weights: np.ndarray | None = None,
-          delta: float | None | str = "law", screen_steps: int = 3, keep: int | None = 32,
-          max_steps: int = 2000, tol: float = 1e-12) -> tuple[np.ndarray, float, dict]:
+          delta: float | None | Literal["law"] = "law", screen_steps: int = 3,
+          keep: int | None = 32, max_steps: int = 2000,
+          tol: float = 1e-12) -> tuple[np.ndarray, float, dict]:
     """Minimise the robust objective from all ``starts``; return (theta, objective, info).
 
     Lower-level than :func:`~scalelaw.fit.fit_law.fit_law`: arrays in, fit-space vector out.

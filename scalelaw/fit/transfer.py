@@ -98,7 +98,8 @@ def lr_optima(summary: pd.DataFrame, *, width: str = "width", lr: str = "lr",
         curve = cell.groupby(lr, sort=True)[loss].agg(
             lambda v: v.mean() if v.notna().all() else np.nan).dropna()
         if len(curve) < 3:  # e.g. a width still training: skipped, and said so
-            skipped[float(w)] = int(len(curve))
+            # pandas types a group key as any scalar (str, date, ...); a width is a number
+            skipped[float(w)] = int(len(curve))  # type: ignore[arg-type]
             continue
         rows.append({"width": w, **curve_optimum(curve.index.to_numpy(float),
                                                  curve.to_numpy(float), neighbours)})
@@ -128,8 +129,10 @@ def curve_optimum(lrs: np.ndarray, losses: np.ndarray, neighbours: int = 1) -> d
     x_opt = vertex if ok else x[best]
     return {"lr_grid_best": float(2.0 ** x[best]), "loss_grid_best": float(y[best]),
             "lr_opt": float(2.0 ** x_opt),
-            "loss_opt": float(np.polyval(coef, x_opt)) if ok else float(y[best]),
-            "curvature": float(coef[0]) if ok else math.nan, "edge": bool(edge),
+            "loss_opt": float(np.polyval(coef, x_opt)) if ok and coef is not None
+            else float(y[best]),
+            "curvature": float(coef[0]) if ok and coef is not None else math.nan,
+            "edge": bool(edge),
             "n_points": int(hi - lo)}
 
 
@@ -229,6 +232,7 @@ def fit_lr_transfer(summary: pd.DataFrame, *, width: str = "width", lr: str = "l
     x = np.log(optima["width"].to_numpy(float)[used] / w_ref)
     y = np.log(optima["lr_opt"].to_numpy(float)[used])
     ols = _ols(x, y)
+    model: dict[str, Any]
     if drift == "fit":
         model = {"log_lr_ref": ols["intercept"], "width_exponent": ols["slope"],
                  "dof": ols["dof"], "residual_sd": ols["sd"], "x_mean": float(x.mean()),

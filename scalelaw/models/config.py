@@ -76,7 +76,7 @@ class TransformerConfig:
     mlp_ratio: PositiveFloat = 4.0
     context: PositiveInt = 128
     vocab: PositiveInt = 256
-    mlp: Literal[MLP_KINDS] = "gelu"  # type: ignore[valid-type]
+    mlp: Literal["gelu", "swiglu"] = "gelu"
     tied_embeddings: Flag = False
     family: Literal["transformer"] = Field(default="transformer", repr=False)
 

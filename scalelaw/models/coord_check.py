@@ -30,10 +30,10 @@ def reference_model(model: str, width: int, depth: int) -> CoordModel:
         tokens = jnp.asarray(_text_batch(8, cfg.context + 1))
         return CoordModel(cfg, transformer.init_params, transformer.roles, transformer.forward,
                           transformer.cross_entropy, (tokens[:, :-1], tokens[:, 1:]))
-    cfg = MLPConfig(width=width, depth=depth, d_in=32, d_out=10)
+    mlp_cfg = MLPConfig(width=width, depth=depth, d_in=32, d_out=10)
     kx, ky = jax.random.split(jax.random.key(1234))
-    batch = (jax.random.normal(kx, (64, cfg.d_in)), jax.random.randint(ky, (64,), 0, 10))
-    return CoordModel(cfg, mlp.init_params, mlp.roles, mlp.forward, transformer.cross_entropy,
+    batch = (jax.random.normal(kx, (64, mlp_cfg.d_in)), jax.random.randint(ky, (64,), 0, 10))
+    return CoordModel(mlp_cfg, mlp.init_params, mlp.roles, mlp.forward, transformer.cross_entropy,
                       batch)
 
 

@@ -247,7 +247,7 @@ def forward(
 
     x = params["embed"][tokens]  # (B, T, D)
     stats: dict[str, jax.Array] = {"embed": l1(x)}
-    blocks = {k: params[k] for k in ("wq", "wk", "wv", "wo", "w1", "w2", "w3",
+    blocks: Params = {k: params[k] for k in ("wq", "wk", "wv", "wo", "w1", "w2", "w3",
                                      "attn_norm", "mlp_norm") if k in params}
 
     def block(x: jax.Array, w: Params) -> tuple[jax.Array, dict[str, jax.Array]]:

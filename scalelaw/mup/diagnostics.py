@@ -172,8 +172,10 @@ def run_coord_check(
         if parametrization not in NAMES:
             raise ValueError(f"parametrization: must be one of {', '.join(NAMES)}, "
                              f"got {parametrization!r}")
-        parametrization = Parametrization(parametrization, base_width=widths[0],
-                                          base_depth=depth, zero_init_readout=zero_init_readout)
+        # a str checked against NAMES just above (mypy does not narrow str by `in`)
+        parametrization = Parametrization(parametrization,  # type: ignore[arg-type]
+                                          base_width=widths[0], base_depth=depth,
+                                          zero_init_readout=zero_init_readout)
     rows = []
     for width in widths:
         built = model(width)

@@ -26,7 +26,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import jax
 import optax
@@ -34,7 +34,7 @@ import optax
 from scalelaw.mup.roles import Role
 from scalelaw.mup.rules import LayerRule, Parametrization
 
-ScalarOrSchedule = float | jax.Array | optax.Schedule
+ScalarOrSchedule: TypeAlias = float | jax.Array | optax.Schedule
 
 
 def layer_rules(roles: Any, parametrization: Parametrization, depth: int | None = None) -> Any:

@@ -140,8 +140,8 @@ def infer_roles(
     roles = []
     for i, (path, leaf) in enumerate(flat):
         name = path_str(path)
-        role = _classify(name, leaf.shape, *(ls[i].shape for ls in leaves),
-                         flatten=name in overrides)
+        b, pr, dp = (ls[i].shape for ls in leaves)
+        role = _classify(name, leaf.shape, b, pr, dp, flatten=name in overrides)
         if name in overrides:
             role = _with_kind(role, overrides.pop(name))
         roles.append(role)

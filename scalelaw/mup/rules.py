@@ -134,13 +134,13 @@ class Parametrization:
         If any field is invalid; the message names the field and the allowed values.
     """
 
-    name: Literal[NAMES] = "mup"  # type: ignore[valid-type]
+    name: Literal["sp", "mup", "completep"] = "mup"
     base_width: PositiveInt = 256
     base_depth: PositiveInt | None = None
-    weight_decay_rule: Literal[WEIGHT_DECAY_RULES] = "independent"  # type: ignore[valid-type]
+    weight_decay_rule: Literal["independent", "sqrt", "fixed"] = "independent"
     scale_adam_eps: Flag = False
     output_mult: PositiveFloat = 1.0
-    attn_scale: Literal[ATTN_SCALES] | None = None  # type: ignore[valid-type]
+    attn_scale: Literal["1/d", "1/sqrt(d)"] | None = None
     zero_init_readout: Flag = False
     zero_init_query: Flag = False
     completep_alpha: Annotated[float, Strict(), Field(gt=0, le=1)] = 1.0

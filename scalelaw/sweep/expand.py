@@ -39,7 +39,7 @@ import copy
 import itertools
 import math
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,7 +176,7 @@ def axis_values(path: str, spec: Any, where: str) -> list[Any]:
     return values
 
 
-def _no_duplicates(points: list[dict[str, Any]], where: str) -> None:
+def _no_duplicates(points: Sequence[dict[str, Any]], where: str) -> None:
     seen = []
     for i, point in enumerate(points):
         if point in seen:

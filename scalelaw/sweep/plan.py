@@ -131,7 +131,7 @@ def shape_label(trial: TrialConfig) -> str:
     m, p = trial.model, trial.parametrization.name
     if trial.family == "mlp":
         return f"{p} mlp w{m.width} d{m.depth} B{trial.train.batch_size}"
-    return f"{p} w{m.width} d{m.depth} T{m.context} B{trial.train.batch_size}"
+    return f"{p} w{m.width} d{m.depth} T{trial.context} B{trial.train.batch_size}"
 
 
 def plan(spec: SweepSpec, *, peak: float | None = None, backend: str | None = None,

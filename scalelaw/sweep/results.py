@@ -294,7 +294,8 @@ def lr_grid(summary: pd.DataFrame, rows: Sequence[str] = ("parametrization", "wi
     grid = data.pivot_table(index=list(rows), columns="lr", values=loss, aggfunc="mean",
                             dropna=False)
     finite = grid.where(grid.abs() != math.inf)
-    grid["best_lr"] = [row.idxmin() if row.notna().any() else math.nan
+    # pandas-stubs take no list of index labels (Hashable) as a column's values
+    grid["best_lr"] = [row.idxmin() if row.notna().any() else math.nan  # type: ignore[assignment]
                        for _, row in finite.iterrows()]
     return grid
 

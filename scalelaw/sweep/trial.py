@@ -92,13 +92,15 @@ class TrialConfig:
         if train.tokens is None:
             raise FieldError("train.tokens", "required (give train.tokens or "
                                              "train.tokens_per_param)")
-        if train.tokens_per_param is not None and train.tokens != self._derived_tokens():
-            raise FieldError("train.tokens", f"must be {self._derived_tokens()} = tokens_per_param"
-                             f" x n_params_nonembed when tokens_per_param is set, "
-                             f"got {train.tokens}")
+        per_param = train.tokens_per_param
+        if per_param is not None and train.tokens != self._derived_tokens(per_param):
+            raise FieldError("train.tokens", f"must be {self._derived_tokens(per_param)} = "
+                             f"tokens_per_param x n_params_nonembed when tokens_per_param is "
+                             f"set, got {train.tokens}")
         if self.steps < 1:
             raise FieldError("train.tokens", f"must be >= tokens per step = batch_size x context "
                                              f"= {self.tokens_per_step}, got {train.tokens}")
+        assert self.data.vocab is not None  # DataConfig fills it in
         if isinstance(model, TransformerConfig) and model.vocab < self.data.vocab:
             raise FieldError("model.vocab", f"must be >= data.vocab = {self.data.vocab}, "
                                             f"got {model.vocab}")
@@ -115,8 +117,8 @@ class TrialConfig:
             raise FieldError("schedule.warmup_tokens", f"must be <= {room:g} (the tokens before "
                              f"the decay phase), got {sched.warmup_tokens:g}")
 
-    def _derived_tokens(self) -> int:
-        return max(1, round(self.train.tokens_per_param * param_count(self.model)))
+    def _derived_tokens(self, tokens_per_param: float) -> int:
+        return max(1, round(tokens_per_param * param_count(self.model)))
 
     # ------------------------------------------------------------------ accounting
     @property
@@ -137,7 +139,9 @@ class TrialConfig:
     @property
     def steps(self) -> int:
         """Optimizer steps: ``train.tokens // tokens_per_step``."""
-        return self.train.tokens // self.tokens_per_step
+        tokens = self.train.tokens
+        assert tokens is not None  # refused on construction
+        return tokens // self.tokens_per_step
 
     @property
     def total_tokens(self) -> int:
@@ -326,7 +330,7 @@ def build_trial(
     def where(path: str) -> str:
         return origin.get(path, path)
 
-    how = {"origin": where, "context": suffix}
+    how: dict[str, Any] = {"origin": where, "context": suffix}
     if not isinstance(raw, Mapping):
         raise FieldError("config", f"must be a mapping of sections, got {type(raw).__name__}")
     for key in raw:
@@ -334,6 +338,7 @@ def build_trial(
             raise FieldError(str(key), f"unknown section (allowed: {', '.join(SECTIONS)})")
     sections = {s: raw.get(s) or {} for s in SECTIONS}
     data = validate(DataConfig, sections["data"], "data", **how)
+    assert data.vocab is not None  # DataConfig fills it in
     model = _model(sections["model"], data.vocab, how)
     train = validate(TrainConfig, sections["train"], "train", **how)
     if train.tokens_per_param is not None:

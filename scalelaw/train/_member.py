@@ -108,6 +108,7 @@ class Member:
         else:
             self.state = fns.init(key)
         records.truncate_metrics(self.dir, self.start_step)
+        assert self.state is not None
         diverged = int(self.state["diverged_step"])
         if diverged >= 0:  # frozen before the interruption
             self.diverged_step = diverged
@@ -127,6 +128,7 @@ class Member:
         """Start from the parent's kept checkpoint at ``branch_at``; False if finished
         instead (the parent diverged before it: so did the branch; or it is missing)."""
         train = self.trial.train
+        assert train.branch_of is not None and train.branch_at is not None
         parent = self.dir.parent / train.branch_of
         step = train.branch_at // self.trial.tokens_per_step
         if (parent / KEPT).is_dir():
@@ -187,8 +189,10 @@ class Member:
                 "wall_time": self.wall0 + wall,
                 "initial_loss": _finite_or_none(state["initial_loss"]),
                 "above": int(state["above"])}
+        assert self._ckpt is not None, "save() before prepare() or after close()"
         self._ckpt.save(int(state["step"]), state, meta)
         if int(state["step"]) in self.keep_steps:  # a branch point: kept for good
+            assert self._kept is not None
             self._kept.save(int(state["step"]), state, meta)
 
     # ------------------------------------------------------------------ end
@@ -202,10 +206,13 @@ class Member:
         else:
             status = "diverged" if self.diverged_step is not None else "done"
         ok = status == "done"
+        steps = last.get("step", 0)
+        if status == "diverged" and self.diverged_step is not None:
+            steps = self.diverged_step - 1
         summary = {
             "trial_id": self.trial.trial_id, "group_id": self.trial.group_id,
             "status": status, "diverged_step": self.diverged_step,
-            "steps": self.diverged_step - 1 if status == "diverged" else last.get("step", 0),
+            "steps": steps,
             "final_train_loss": last.get("train_loss") if ok else None,
             "final_eval_loss": last.get("eval_loss") if ok else None,
             "best_eval_loss": min(evals) if evals else None,

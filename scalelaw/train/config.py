@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BeforeValidator, Field, Strict, field_validator, model_validator
 
@@ -84,6 +84,9 @@ class OptimizerConfig:
 
 # ----------------------------------------------------------------------------- schedules
 class _Schedule:
+    if TYPE_CHECKING:  # every schedule kind is a section, so a dataclass
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``scalelaw.schedules.<name>`` set by this config."""
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "name"}
@@ -142,7 +145,7 @@ ScheduleConfig = Annotated[PowerSchedule | WSDSchedule | CosineSchedule | Consta
                            Field(discriminator="name")]
 """A schedule of any kind, told apart by ``name``."""
 
-SCHEDULE_CLASSES: dict[str, type] = {"power": PowerSchedule, "wsd": WSDSchedule,
+SCHEDULE_CLASSES: dict[str, type[_Schedule]] = {"power": PowerSchedule, "wsd": WSDSchedule,
                                      "cosine": CosineSchedule, "constant": ConstantSchedule}
 SCHEDULES = tuple(SCHEDULE_CLASSES)
 SCHEDULE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -170,6 +173,7 @@ def schedule_config(data: Mapping[str, Any], prefix: str = "schedule", **how: An
     cls = SCHEDULE_CLASSES.get(name) if isinstance(name, str) else None
     if cls is None:
         validate(PowerSchedule, {"name": name}, prefix, **how)  # names the allowed kinds
+        raise AssertionError(f"unreachable: {name!r} passed as a schedule name")
     takes = [f.name for f in dataclasses.fields(cls)]
     for key in fields:
         users = [n for n, c in SCHEDULE_CLASSES.items()

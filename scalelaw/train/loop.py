@@ -42,6 +42,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -50,7 +51,7 @@ from scalelaw.cache import enable_compilation_cache
 from scalelaw.corpus import load_corpus
 from scalelaw.train._member import Member, MemberResult
 from scalelaw.train.config import MODES, TrialLike
-from scalelaw.train.step import StepFns, stack, step_fns, unstack
+from scalelaw.train.step import State, StepFns, stack, step_fns, unstack
 
 __all__ = ["DEFAULT_STEPS_PER_CALL", "MODES", "MemberResult", "resolve_mode", "train_group"]
 
@@ -121,10 +122,13 @@ def _run(members: list[Member], group: _Group, report: Callable[[int], None],
          singular_values: bool) -> None:
     """Train ``members`` (all at the same step) together: vmapped, or one if sequential."""
     fns, K, S = group.fns, len(members), group.per_call
+    state: State
+    hyper: dict[str, Any]
+    states, hypers = [_state(m) for m in members], [m.hyper for m in members]
     if group.vmapped:
-        state, hyper = stack([m.state for m in members]), stack([m.hyper for m in members])
+        state, hyper = stack(states), stack(hypers)
     else:
-        (state,), (hyper,) = [m.state for m in members], [m.hyper for m in members]
+        (state,), (hyper,) = states, hypers
     step, t0 = members[0].start_step, time.perf_counter()
     while step < group.steps and any(m.result is None for m in members):
         end = group.chunk_end(step)
@@ -133,10 +137,12 @@ def _run(members: list[Member], group: _Group, report: Callable[[int], None],
         lrs = np.zeros((K, S), np.float32)
         for i, m in enumerate(members):
             lrs[i, :n] = m.lrs[step:end]
-        state, out = fns.chunk(state, hyper, lrs if group.vmapped else lrs[0], batches, active)
-        out = {k: np.asarray(v).reshape(K, S)[:, :n] for k, v in jax.device_get(out).items()}
+        state, dev_out = fns.chunk(state, hyper, lrs if group.vmapped else lrs[0], batches,
+                                   active)
+        out = {k: np.asarray(v).reshape(K, S)[:, :n] for k, v in jax.device_get(dev_out).items()}
         diverged = np.asarray(state["diverged_step"]).reshape(K)
-        evals, extras = [None] * K, [{} for _ in range(K)]
+        evals: list[float | None] = [None] * K
+        extras: list[dict[str, Any]] = [{} for _ in range(K)]
         if group.is_eval(end):
             evals = [float(x) for x in np.asarray(
                 fns.evaluate(state["params"], hyper, group.eval_batches)).reshape(K)]
@@ -232,6 +238,7 @@ def train_group(
                 try:
                     _run(batch, group, report, singular_values)
                 except _ProgressError as exc:
+                    assert exc.__cause__ is not None  # raised from the caller's exception
                     raise exc.__cause__ from None
                 except Exception as exc:  # noqa: BLE001 - recorded as a failed trial
                     for m in batch:
@@ -240,4 +247,14 @@ def train_group(
         finally:
             for m in members:
                 m.close()
-    return [m.result for m in members]
+    return [_result(m) for m in members]
+
+
+def _state(m: Member) -> State:
+    assert m.state is not None, f"trial {m.trial.trial_id}: trained before prepare()"
+    return m.state
+
+
+def _result(m: Member) -> MemberResult:
+    assert m.result is not None, f"trial {m.trial.trial_id}: no result after training"
+    return m.result

@@ -80,7 +80,7 @@ HYPER_FIELDS = ("weight_decay", "b1", "b2", "eps", "output_mult")
 
 
 
-def member_hyper(**values: float) -> dict[str, np.ndarray]:
+def member_hyper(**values: float) -> dict[str, np.float32]:
     """The hyper dict of one member: ``{field: f32[]}`` for :data:`HYPER_FIELDS`."""
     return {k: np.float32(values[k]) for k in HYPER_FIELDS}
 
