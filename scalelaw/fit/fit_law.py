@@ -54,7 +54,28 @@ def prepare(table: TableLike, law: Law, *, n: str, d: str, loss: str,
         keep = y < np.sort(y)[-drop_top]  # Epoch AI: loss < sorted(loss)[-k]
         cols, y = _select_rows(cols, keep), y[keep]
         protocol["dropped_rows"] = np.flatnonzero(~keep).tolist()
+    _check_identifiable(law, roles, cols)
     return cols, y, protocol
+
+
+def _check_identifiable(law: Law, roles: Mapping[str, str], cols: Mapping[str, np.ndarray],
+                        ) -> None:
+    """Refuse inputs that cannot identify the law: one column for two inputs, or an input
+    with a single value (its exponent and prefactor would trade off freely)."""
+    by_column: dict[str, list[str]] = {}
+    for role, column in roles.items():
+        by_column.setdefault(column, []).append(role)
+    for column, shared in by_column.items():
+        if len(shared) > 1:
+            flags = ", ".join(k.lower() for k in shared)
+            raise ConfigError(f"{flags}: inputs {', '.join(shared)} of law {law.name!r} are all "
+                              f"read from column {column!r}; give each its own column")
+    for role, values in cols.items():
+        distinct = np.unique(values)
+        if len(distinct) < 2:
+            raise ConfigError(f"column {roles[role]!r}: every row has {role} = {distinct[0]:g}; "
+                              f"law {law.name!r} needs at least 2 distinct values of {role} "
+                              "to identify its parameters")
 
 
 def fit_law(

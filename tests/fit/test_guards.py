@@ -177,3 +177,35 @@ def test_cli_fit_hparams_default_is_step_law(tmp_path, capsys):
     assert default["params"] == pytest.approx(api.params, rel=1e-12)
     _assert_differs(default["params"], cli("--threshold", str(10 * STEP_LAW_BAND))["params"],
                     LAW_KEYS)
+
+
+# ----------------------------------------------------------------------------- identifiability
+def _chinchilla_rows(n_values, d_values):  # noqa: ANN001, ANN202
+    import pandas as pd
+
+    rows = [(n, d, 1.8 + 400 / n**0.34 + 410 / d**0.28) for n in n_values for d in d_values]
+    return pd.DataFrame(rows, columns=["N", "D", "loss"])
+
+
+def test_under_determined_fits_are_refused_naming_the_column() -> None:
+    """Every row at one N (A and alpha trade off freely), or one column read as N and D."""
+    from scalelaw.errors import ConfigError
+    from scalelaw.fit.fit_law import fit_law
+
+    with pytest.raises(ConfigError, match=r"^column 'N': every row has N = 1e\+08; law "
+                                          r"'chinchilla' needs at least 2 distinct values"):
+        fit_law(_chinchilla_rows([1e8], [1e9, 3e9, 1e10, 3e10, 1e11, 3e11]))
+    with pytest.raises(ConfigError, match=r"^n, d: inputs N, D of law 'chinchilla' are all "
+                                          r"read from column 'N'"):
+        fit_law(_chinchilla_rows([1e7, 1e8, 1e9], [1e9, 1e10]), n="N", d="N")
+
+
+def test_cli_refuses_one_column_for_two_inputs(tmp_path, capsys) -> None:
+    from scalelaw.cli import main
+
+    path = tmp_path / "runs.csv"
+    _chinchilla_rows([1e7, 1e8, 1e9], [1e9, 1e10]).to_csv(path, index=False)
+    with pytest.raises(SystemExit) as info:
+        main(["fit", str(path), "--n", "N", "--d", "N"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.startswith("error: --n, --d: inputs N, D"), err
