@@ -160,7 +160,8 @@ def fit_bowl(
 def fit_bowls(
     runs: pd.DataFrame, *, window: float = DEFAULT_WINDOW
 ) -> dict[tuple[float, float], Bowl]:
-    """One :class:`Bowl` per (N, D) cell of a canonical run table (:func:`load_runs`)."""
+    """One :class:`Bowl` per (N, D) cell of a canonical run table
+    (:func:`~scalelaw.fit.hparams.load_runs`)."""
     return {
         (float(N), float(D)): fit_bowl(g["lr"], g["batch_tokens"], g["loss"], window=window)
         for (N, D), g in runs.groupby(["N", "D"])

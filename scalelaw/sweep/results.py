@@ -67,6 +67,8 @@ COLUMNS: dict[str, str] = {
     "diverged_step": "Int64", "status": "string", "scheduled_lr": "float64",
     "grad_norm": "float64", "wall_time": "float64",
 }
+"""The fixed columns of ``results.parquet`` and their pandas dtypes (every swept field
+follows, by its dotted path)."""
 _TRIAL_KEYS = ("sweep", "trial_id", "group_id", "member", "parametrization", "width", "depth",
                "n_params", "n_params_nonembed", "batch_size", "tokens_per_step", "lr",
                "weight_decay", "seed")

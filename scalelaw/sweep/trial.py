@@ -292,7 +292,8 @@ def build_trial(
     ----------
     raw : mapping
         Sections ``model``, ``parametrization``, ``optimizer``, ``schedule``, ``data``,
-        ``train`` (``model.family`` picks :class:`TransformerConfig` or :class:`MLPConfig`).
+        ``train`` (``model.family`` picks :class:`TransformerConfig` or
+        :class:`~scalelaw.models.config.MLPConfig`).
     sweep_name, swept : recorded on the trial (see :class:`TrialConfig`).
     origin : mapping, optional
         ``{path: location}`` of fields set by the sweep (``"sweep['model.width'][2]"``),

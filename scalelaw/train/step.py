@@ -6,7 +6,7 @@ data, never baked into the program, so the same compiled function serves every m
 (sequential mode) and ``jax.vmap`` of it serves all of them at once (vmap mode) with
 the same numbers.
 
-One call of :attr:`StepFns.chunk` runs ``S`` optimizer steps in a ``lax.scan``:
+One call of ``chunk`` (of :class:`StepFns`) runs ``S`` optimizer steps in a ``lax.scan``:
 
 - ``lrs: f32[S]`` -- the base (width-independent) LR of each step, computed on the
   host from the schedule (muP multipliers are applied per layer by
