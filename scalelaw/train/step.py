@@ -89,6 +89,9 @@ def member_hyper(**values: float) -> dict[str, np.ndarray]:
 class StepFns:
     """Compiled functions of one group shape.
 
+    In vmap mode ``state``, ``hyper`` and ``lrs`` carry a leading member axis K and the
+    outputs gain one; ``batches`` and ``active`` are shared.
+
     Attributes
     ----------
     init : (key) -> State
@@ -98,9 +101,6 @@ class StepFns:
         ``S`` steps; ``out = {"loss": f32[S], "grad_norm": f32[S]}``. Donates ``state``.
     evaluate : (params, hyper, batches[N, B, T+1]) -> f32[]
         Mean loss over the held-out batches.
-
-    In vmap mode ``state``, ``hyper`` and ``lrs`` carry a leading member axis K and the
-    outputs gain one; ``batches`` and ``active`` are shared.
     """
 
     init: Callable[..., State]
