@@ -163,7 +163,8 @@ def fit_bowl(
 def fit_bowls(
     runs: pd.DataFrame, *, window: float = DEFAULT_WINDOW
 ) -> dict[tuple[float, float], Bowl]:
-    """One :class:`Bowl` per (N, D) cell of a canonical run table (:func:`load_runs`)."""
+    """One :class:`Bowl` per (N, D) cell of a canonical run table
+    (:func:`~scalelaw.fit.hparams.load_runs`)."""
     # pandas types the group keys as Hashable; N and D are number columns
     return {
         (float(N), float(D)): fit_bowl(  # type: ignore[arg-type]

@@ -25,6 +25,8 @@ import numpy as np
 from scalelaw.fit.result import FitResult
 
 COEFS = ("lr_intercept", "lr_coefN", "lr_coefD", "bs_intercept", "bs_coefD")
+"""The five Step Law-form coefficients, natural logs: log lr = lr_intercept + lr_coefN log N
++ lr_coefD log D, log B = bs_intercept + bs_coefD log D (B in tokens)."""
 
 
 def power_law_predict(coefs: Mapping[str, float], N: Any, D: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -68,7 +68,7 @@ def coord_check(
 
     Parameters
     ----------
-    model : {"transformer", "mlp"}
+    model : {"mlp", "transformer"}
     parametrization : Parametrization or {"sp", "mup", "completep"}
         A name builds ``Parametrization(name, base_width=min(widths), base_depth=depth,
         zero_init_readout=zero_init_readout)``.

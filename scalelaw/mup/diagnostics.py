@@ -121,6 +121,9 @@ def run_coord_check(
 ) -> CoordCheck:
     """Coordinate check of the model that ``model(width)`` builds, over ``widths``.
 
+    The parameters other than these two are those of
+    :func:`scalelaw.models.coord_check.coord_check`.
+
     Parameters
     ----------
     model : callable
@@ -128,8 +131,6 @@ def run_coord_check(
     check_widths : callable, optional
         Called with the sorted distinct widths once they are checked; raises
         ``ValueError`` (naming ``widths``) for widths this model cannot take.
-
-    The other parameters are those of :func:`scalelaw.models.coord_check.coord_check`.
 
     Examples
     --------

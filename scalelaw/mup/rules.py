@@ -99,8 +99,8 @@ class Parametrization:
 
     Parameters
     ----------
-    name : {"sp", "mup", "completep"}
-        Standard parametrization, muP (TP V Table 8) or CompleteP (muP in width plus the
+    name : {"mup", "sp", "completep"}
+        muP (TP V Table 8), the standard parametrization or CompleteP (muP in width plus the
         depth rules of Dey et al. 2025).
     base_width : int
         Width at which muP equals SP; ``m = width / base_width``.
@@ -113,7 +113,7 @@ class Parametrization:
         Scale Adam epsilon of hidden weights by ``1/m`` (CompleteP: ``m^-1 L^-alpha``).
     output_mult : float
         Readout forward multiplier at the base width (muP divides it by ``m``).
-    attn_scale : {"1/d", "1/sqrt(d)"} or None
+    attn_scale : {None, "1/d", "1/sqrt(d)"}
         Attention-logit scaling; ``None`` picks ``"1/sqrt(d)"`` for SP, ``"1/d"`` otherwise.
         ``"1/d"`` is ``sqrt(d_base)/d`` (TP V App. B.1), equal to ``1/sqrt(d)`` at the base.
     zero_init_readout : bool
@@ -194,7 +194,8 @@ class Parametrization:
 
         Parameters
         ----------
-        role : {"input", "hidden", "output", "scalar"}
+        role : str
+            ``"input"``, ``"hidden"``, ``"output"`` or ``"scalar"``.
         width_mult : float
             ``m``: for hidden and output weights the fan-in ratio to the base shape, for
             input weights and vectors the ratio of their infinite dimension.

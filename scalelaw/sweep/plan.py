@@ -47,6 +47,7 @@ __all__ = ["ACCEL_MFU", "CPU_MFU", "GroupPlan", "Plan", "assumed_mfu", "cache_di
 CPU_MFU: dict[int, float] = {32: 0.10, 64: 0.19, 128: 0.27, 256: 0.43, 512: 0.56}
 """Assumed model-FLOP utilisation by width on a CPU (fraction of the matmul peak)."""
 ACCEL_MFU = 0.25
+"""Assumed model-FLOP utilisation on an accelerator (GPU/TPU), at every width."""
 GROUP_OVERHEAD_S = 3.0   # compile (train and eval step), corpus, checkpoints, per group
 STARTUP_S = 4.0          # Python, JAX and the corpus, once per run
 

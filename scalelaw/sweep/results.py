@@ -68,9 +68,10 @@ COLUMNS: dict[str, str] = {
     "grad_norm": "float64", "wall_time": "float64",
     "decay_fraction": "float64", "branch_of": "string",
 }
-"""``decay_fraction``: the schedule's (NaN for schedules without one; 0 for a cooldown
-sweep's stable-phase trials, whose last losses are not cooled); ``branch_of``: the
-stable-phase trial a cooldown branch starts from (null otherwise)."""
+"""The fixed columns of ``results.parquet`` and their pandas dtypes (every swept field
+follows, by its dotted path). ``decay_fraction``: the schedule's (NaN for schedules without
+one; 0 for a cooldown sweep's stable-phase trials, whose last losses are not cooled);
+``branch_of``: the stable-phase trial a cooldown branch starts from (null otherwise)."""
 _TRIAL_KEYS = ("sweep", "trial_id", "group_id", "member", "parametrization", "width", "depth",
                "n_params", "n_params_nonembed", "batch_size", "tokens_per_step", "lr",
                "weight_decay", "seed")

@@ -35,7 +35,8 @@ class RunSummary:
 
     Attributes
     ----------
-    name, root : the sweep and its directory
+    name, root : str
+        The sweep and its directory.
     groups : int
         Groups in the sweep.
     trained_groups : int

@@ -60,7 +60,10 @@ class TrialConfig:
     ----------
     model : TransformerConfig or MLPConfig
     parametrization : Parametrization
-    optimizer, schedule, data, train : the sections
+    optimizer : OptimizerConfig
+    schedule : ScheduleConfig
+    data : DataConfig
+    train : TrainConfig
     sweep_name : str
         The sweep that produced it (not part of ``trial_id``).
     swept : dict
@@ -309,8 +312,11 @@ def build_trial(
     ----------
     raw : mapping
         Sections ``model``, ``parametrization``, ``optimizer``, ``schedule``, ``data``,
-        ``train`` (``model.family`` picks :class:`TransformerConfig` or :class:`MLPConfig`).
-    sweep_name, swept : recorded on the trial (see :class:`TrialConfig`).
+        ``train`` (``model.family`` picks :class:`TransformerConfig` or
+        :class:`~scalelaw.models.config.MLPConfig`).
+    sweep_name : str
+    swept : mapping, optional
+        Recorded on the trial (see :class:`TrialConfig`).
     origin : mapping, optional
         ``{path: location}`` of fields set by the sweep (``"sweep['model.width'][2]"``),
         used to name the location in error messages.

@@ -56,6 +56,9 @@ from scalelaw.train.step import State, StepFns, stack, step_fns, unstack
 __all__ = ["DEFAULT_STEPS_PER_CALL", "MODES", "MemberResult", "resolve_mode", "train_group"]
 
 DEFAULT_STEPS_PER_CALL = 10
+"""Optimizer steps per call of the compiled chunk (one ``lax.scan``), by default."""
+
+
 def resolve_mode(mode: str) -> str:
     """``"vmap"`` or ``"sequential"``; ``"auto"`` is sequential on CPU, vmap elsewhere."""
     if mode not in MODES:

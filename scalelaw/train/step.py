@@ -6,7 +6,7 @@ data, never baked into the program, so the same compiled function serves every m
 (sequential mode) and ``jax.vmap`` of it serves all of them at once (vmap mode) with
 the same numbers.
 
-One call of :attr:`StepFns.chunk` runs ``S`` optimizer steps in a ``lax.scan``:
+One call of ``chunk`` (of :class:`StepFns`) runs ``S`` optimizer steps in a ``lax.scan``:
 
 - ``lrs: f32[S]`` -- the base (width-independent) LR of each step, computed on the
   host from the schedule (muP multipliers are applied per layer by
@@ -89,6 +89,9 @@ def member_hyper(**values: float) -> dict[str, np.float32]:
 class StepFns:
     """Compiled functions of one group shape.
 
+    In vmap mode ``state``, ``hyper`` and ``lrs`` carry a leading member axis K and the
+    outputs gain one; ``batches`` and ``active`` are shared.
+
     Attributes
     ----------
     init : (key) -> State
@@ -98,9 +101,6 @@ class StepFns:
         ``S`` steps; ``out = {"loss": f32[S], "grad_norm": f32[S]}``. Donates ``state``.
     evaluate : (params, hyper, batches[N, B, T+1]) -> f32[]
         Mean loss over the held-out batches.
-
-    In vmap mode ``state``, ``hyper`` and ``lrs`` carry a leading member axis K and the
-    outputs gain one; ``batches`` and ``active`` are shared.
     """
 
     init: Callable[..., State]
