@@ -1,0 +1,146 @@
+"""The laws a recommendation can come from, other than the published registry.
+
+Private to :func:`scalelaw.recommend`: a user's fitted law of each kind (``hparams``,
+``transfer``, ``schedule``), a saved fit on disk, or a pair of callables, each turned
+into ``(lr, batch_tokens, intervals, source label, notes)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from scalelaw import published
+from scalelaw.fit.powerlaw_form import COEFS, power_law_predict, predict_hparams
+from scalelaw.fit.result import FitResult, load_fit
+
+__all__ = ["check_positive", "load_laws", "resolve_laws"]
+
+
+def check_positive(name: str, value: object) -> float:
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value <= 0):
+        raise ValueError(f"{name}: must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _quantile(xs: list[float], q: float) -> float:
+    xs = sorted(x for x in xs if math.isfinite(x))
+    pos = q * (len(xs) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def _from_fit(fit: FitResult, n: float, d: float) -> tuple[float, float, dict, str]:
+    lr, bs = (float(v) for v in predict_hparams(fit, n, d))
+    intervals: dict[str, tuple[float, float]] = {}
+    if fit.samples and all(k in fit.samples for k in COEFS):
+        draws = [tuple(float(v) for v in power_law_predict(dict(zip(COEFS, row, strict=True)),
+                                                           n, d))
+                 for row in zip(*(fit.samples[k] for k in COEFS), strict=True)]
+        for i, name in enumerate(("lr", "batch_tokens")):
+            vals = [dr[i] for dr in draws]
+            intervals[name] = (_quantile(vals, 0.025), _quantile(vals, 0.975))
+    src = fit.metadata.get("source", "")
+    label = f"user fit {fit.law!r} (n_points {fit.n_points})" + (f"; method {src}" if src else "")
+    return lr, bs, intervals, label
+
+
+def _from_transfer(fit: FitResult, width: Any, batch_law: published.PublishedLaw, n: float,
+                   d: float, seq_len: int) -> tuple[float, float, dict, str, list[str]]:
+    from scalelaw.fit.transfer import predict_lr  # scipy; only for this kind of fit
+
+    if width is None:
+        raise ValueError("width: required with a learning-rate transfer fit (the target width)")
+    target = check_positive("width", width)
+    lr_arr, (lo_arr, hi_arr) = predict_lr(fit, target)
+    lr, lo, hi = float(lr_arr), float(lo_arr), float(hi_arr)
+    intervals = {"lr": (lo, hi)} if math.isfinite(lo) else {}
+    fitted = fit.metadata.get("fitted", {})
+    s_fit, se = fitted.get("width_exponent", math.nan), fitted.get("se")
+    se_text = f" +- {se:.3f}" if se is not None and math.isfinite(se) else ""
+    optima = fit.metadata["optima"]
+    widths = [w for w, used in zip(optima["width"], optima["used"], strict=True) if used]
+    c = math.exp(fit.params["log_lr_ref"])
+    if fit.metadata.get("drift") == "none":
+        model = (f"lr* = {c:.4g} at every width (muP transfer: no drift; fitted exponent "
+                 f"{s_fit:+.3f}{se_text})")
+    else:
+        model = (f"lr*(width) = {c:.4g} x (width/{fit.params['reference_width']:g})^"
+                 f"{fit.params['width_exponent']:.3f}{se_text}")
+    label = (f"user sweep: {model}, from widths {', '.join(f'{w:g}' for w in widths)}"
+             + (f" ({fit.metadata['parametrization']})" if fit.metadata.get("parametrization")
+                else ""))
+    notes = [f"batch from the published {batch_law.name} law (a width x LR sweep has no "
+             "batch axis; choose another with --source / source=)"]
+    if not intervals:
+        notes.append("no LR interval: the fit has no residual degrees of freedom (2 widths "
+                     "with a fitted drift; add a width or assume no drift)")
+    if fitted.get("differs_from_zero") and fit.metadata.get("drift") == "none":
+        notes.append(f"the fitted exponent {s_fit:+.3f} +- {se:.3f} differs from 0 at the 5% "
+                     "level: the optimum drifts with width, so the no-drift prediction is "
+                     "suspect (check the parametrization, or use drift 'fit')")
+    if widths and target > 4 * max(widths):
+        notes.append(f"lr carried from widths <= {max(widths):g} to {target:g}: check the "
+                     "fitted exponent (muP: 0) and the interval")
+    tuned = fit.metadata.get("tuned_at")
+    if tuned:
+        notes.append(f"the LR was tuned at batch {tuned['batch_tokens']:,} tokens, "
+                     f"{tuned['tokens']:,} tokens, {tuned['schedule']} schedule, weight decay "
+                     f"{tuned['weight_decay']:g}; its interval covers the scatter across "
+                     "widths only, not the move to the batch, budget and schedule "
+                     "recommended here")
+    holdout = fit.metadata.get("holdout") or {}
+    if holdout.get("checked"):
+        notes.append(holdout["verdict"])
+    return lr, batch_law.predict(n, d, seq_len)[1], intervals, label, notes
+
+
+def load_laws(laws: Any) -> Any:
+    if not isinstance(laws, str | os.PathLike):
+        return laws
+    try:
+        return load_fit(laws)
+    except FileNotFoundError:
+        raise ValueError(f"laws: {laws}: no such file") from None
+    except (OSError, ValueError) as err:
+        raise ValueError(f"laws: {err}") from None
+
+
+def _from_power_fit(fit: FitResult, batch_law: published.PublishedLaw, n: float, d: float,
+                    seq_len: int) -> tuple[float, float, dict, str, list[str]]:
+    """lr* = beta * a * D^b from a fitted Power schedule (the batch from ``batch_law``)."""
+    batch_tokens = batch_law.predict(n, d, seq_len)[1]
+    beta = max(1.0, round(batch_tokens / seq_len))
+    a, b = fit.params["a"], fit.params["b"]
+    lr = beta * a * d**b
+    intervals = {}
+    if fit.samples:
+        draws = sorted(beta * sa * d**sb for sa, sb in zip(fit.samples["a"], fit.samples["b"],
+                                                             strict=True))
+        intervals["lr"] = (_quantile(draws, 0.025), _quantile(draws, 0.975))
+    label = (f"fitted Power schedule: lr* = beta x {a:.4g} x D^{b:.4f} (beta = batch in "
+             f"sequences; Shen et al. 2024 Eq. 5-6 form, fitted on your runs)")
+    notes = [f"batch from the published {batch_law.name} law (the Power scheduler has no "
+             "batch-size law), rounded to whole sequences",
+             f"Shen et al. 2024 fitted a = 4.6, b = -0.51; this fit a = {a:.4g}, b = {b:.4f}"]
+    return lr, beta * seq_len, intervals, label, notes
+
+
+def resolve_laws(laws: Any, n: float, d: float, seq_len: int, width: Any,
+                  law: published.PublishedLaw) -> tuple[float, float, dict, str, list[str]]:
+    if isinstance(laws, FitResult) and laws.kind == "transfer":
+        return _from_transfer(laws, width, law, n, d, seq_len)
+    if isinstance(laws, FitResult) and laws.kind == "schedule":
+        return _from_power_fit(laws, law, n, d, seq_len)
+    if isinstance(laws, FitResult):
+        return (*_from_fit(laws, n, d), [])
+    if isinstance(laws, tuple | list) and len(laws) == 2 and all(map(callable, laws)):
+        lr_fn, bs_fn = laws
+        return float(lr_fn(n, d)), float(bs_fn(n, d)), {}, "user laws (lr, batch_tokens)", []
+    raise ValueError(
+        "laws: expected a FitResult, a path to a saved fit, or a pair of callables "
+        f"(lr(N, D), batch_tokens(N, D)); got {type(laws).__name__}"
+    )
