@@ -57,7 +57,7 @@ _EXPORTS: dict[str, str] = {
     "predict_lr": "scalelaw.fit.transfer",
     "predict_hparams": "scalelaw.fit.powerlaw_form",
     "fit_bowl": "scalelaw.fit.bowl",
-    "leave_one_cell_out": "scalelaw.fit.hparams",
+    "leave_one_cell_out": "scalelaw.fit.held_out",
     "fit_farseer": "scalelaw.fit.farseer",
     "fit_power_schedule": "scalelaw.fit.power_schedule",
     "predict_farseer": "scalelaw.fit.farseer",
@@ -86,7 +86,8 @@ if TYPE_CHECKING:
     from scalelaw.fit.bowl import fit_bowl
     from scalelaw.fit.farseer import fit_farseer, predict_farseer
     from scalelaw.fit.fit_law import fit_law
-    from scalelaw.fit.hparams import fit_hparams, leave_one_cell_out
+    from scalelaw.fit.held_out import leave_one_cell_out
+    from scalelaw.fit.hparams import fit_hparams
     from scalelaw.fit.isoflop import isoflop_fit
     from scalelaw.fit.laws import Law, get_law, list_laws, register_law
     from scalelaw.fit.power_schedule import fit_power_schedule

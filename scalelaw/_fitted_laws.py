@@ -136,7 +136,8 @@ def resolve_laws(laws: Any, n: float, d: float, seq_len: int, width: Any,
     if isinstance(laws, FitResult) and laws.kind == "schedule":
         return _from_power_fit(laws, law, n, d, seq_len)
     if isinstance(laws, FitResult):
-        return (*_from_fit(laws, n, d), [])
+        holdout = laws.metadata.get("holdout") or {}
+        return (*_from_fit(laws, n, d), [holdout["verdict"]] if holdout.get("checked") else [])
     if isinstance(laws, tuple | list) and len(laws) == 2 and all(map(callable, laws)):
         lr_fn, bs_fn = laws
         return float(lr_fn(n, d)), float(bs_fn(n, d)), {}, "user laws (lr, batch_tokens)", []

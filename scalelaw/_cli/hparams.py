@@ -65,6 +65,8 @@ def fit_hparams_cmd(
         for name in ("lr_coefN", "lr_coefD", "bs_coefD"):
             lo, hi = fit.interval(name)
             rows.append((f"{name} 95%", f"[{lo:.4f}, {hi:.4f}]"))
+    holdout = fit.metadata.get("holdout") or {}
+    rows.append(("held-out check", holdout.get("verdict") or holdout.get("reason", "")))
     if save is not None:
         rows.append(("saved", str(save)))
     print_rows("optimal-hyperparameter laws", rows)

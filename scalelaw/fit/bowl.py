@@ -13,7 +13,7 @@ construction. The fit is robust (scipy ``least_squares`` with a soft-L1 loss who
 parameter of the fit, so its delta-method interval is read from the Gauss–Newton
 covariance ``s² (JᵀJ)⁻¹``.
 
-:func:`scalelaw.fit.hparams.leave_one_cell_out` scores the laws fitted from bowl minima
+:func:`scalelaw.fit.held_out.leave_one_cell_out` scores the laws fitted from bowl minima
 and from Step Law's band on each held-out cell's bowl.
 
 Examples
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-DEFAULT_WINDOW = 0.01  # relative loss above the cell's best; see hparams.leave_one_cell_out
+DEFAULT_WINDOW = 0.01  # relative loss above the cell's best; see held_out.leave_one_cell_out
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,14 @@ import numpy as np
 import pandas as pd
 
 from scalelaw.errors import ConfigError
-from scalelaw.fit.bowl import DEFAULT_WINDOW, cell_optima, fit_bowls
-from scalelaw.fit.powerlaw_form import COEFS, power_law_predict
+from scalelaw.fit.bowl import DEFAULT_WINDOW, cell_optima
+from scalelaw.fit.held_out import holdout_cell
+from scalelaw.fit.powerlaw_form import (
+    COEFS,
+    band_mask,
+    bootstrap_power_law,
+    power_law_ols,
+)
 from scalelaw.fit.result import FitResult
 from scalelaw.fit.table import TableLike, read_table, validated_columns
 
@@ -112,79 +118,6 @@ def load_runs(
 
 
 # ------------------------------------------------------------------------------ Step Law band
-def band_mask(runs: pd.DataFrame, threshold: float = 0.0025) -> np.ndarray:
-    """Runs within ``threshold`` relative loss of their cell's minimum (Step Law §3).
-
-    ``|L / L*(N, D) − 1| < threshold`` with ``L*`` the smallest loss in the (N, D) cell.
-    """
-    if not 0 < threshold < 1:
-        raise ConfigError(f"threshold: must lie in (0, 1), got {threshold!r}")
-    best = runs.groupby(["N", "D"])["loss"].transform("min").to_numpy()
-    return np.abs(runs["loss"].to_numpy() / best - 1.0) < threshold
-
-
-def _design(logs: Sequence[np.ndarray]) -> np.ndarray:
-    return np.column_stack([np.ones_like(logs[0]), *logs])
-
-
-def _ols(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least squares, batched over leading axes of ``X`` (…, n, k) and ``y`` (…, n)."""
-    xtx = np.einsum("...ni,...nj->...ij", X, X)
-    xty = np.einsum("...ni,...n->...i", X, y)
-    return np.linalg.solve(xtx, xty[..., None])[..., 0]
-
-
-def power_law_ols(
-    N: np.ndarray, D: np.ndarray, lr: np.ndarray, batch_tokens: np.ndarray
-) -> dict[str, float]:
-    """OLS of log lr on (1, log N, log D) and of log B on (1, log D); natural logs.
-
-    Returns the five coefficients named as in :data:`COEFS` (Step Law's bootstrap table).
-    """
-    lN, lD = np.log(N), np.log(D)
-    if not _well_posed(_design([lN, lD])):
-        raise ConfigError(
-            "table: the optima need at least two distinct N and D, not collinear in log space"
-        )
-    a = _ols(_design([lN, lD]), np.log(lr))
-    b = _ols(_design([lD]), np.log(batch_tokens))
-    return dict(zip(COEFS, [*a.tolist(), *b.tolist()], strict=True))
-
-
-def bootstrap_power_law(
-    N: np.ndarray,
-    D: np.ndarray,
-    lr: np.ndarray,
-    batch_tokens: np.ndarray,
-    *,
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> dict[str, np.ndarray]:
-    """Refit :func:`power_law_ols` on ``n_boot`` resamples of the rows (vectorised).
-
-    Resamples whose design is singular (e.g. a single distinct N drawn, or N and D
-    collinear) are dropped.
-    """
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(N), size=(n_boot, len(N)))
-    lN, lD = np.log(N)[idx], np.log(D)[idx]
-    ones = np.ones_like(lN)
-    Xa, Xb = np.stack([ones, lN, lD], axis=-1), np.stack([ones, lD], axis=-1)
-    ok = _well_posed(Xa) & _well_posed(Xb)
-    a = _ols(Xa[ok], np.log(lr)[idx[ok]])
-    b = _ols(Xb[ok], np.log(batch_tokens)[idx[ok]])
-    draws = np.concatenate([a, b], axis=1)
-    return {name: draws[:, i] for i, name in enumerate(COEFS)}
-
-
-def _well_posed(X: np.ndarray) -> np.ndarray:
-    """Batched check that each design (…, n, k) has full column rank (centred, scaled)."""
-    Xc = X[..., 1:] - X[..., 1:].mean(axis=-2, keepdims=True)
-    Xc = Xc / np.maximum(np.linalg.norm(Xc, axis=-2, keepdims=True), 1e-300)
-    eig = np.linalg.eigvalsh(np.einsum("...ni,...nj->...ij", Xc, Xc))
-    return eig[..., 0] > 1e-8
-
-
 def _with_prefactors(values: dict[str, float]) -> dict[str, float]:
     out = dict(values)
     out["lr_prefactor"] = float(np.exp(values["lr_intercept"]))
@@ -284,6 +217,7 @@ def fit_hparams(
             "table": str(table) if isinstance(table, str | os.PathLike) else None,
             "batch_unit": batch_unit, "seq_len": int(seq_len), "threshold": threshold,
             "n_cells": int(runs.groupby(["N", "D"]).ngroups)}
+    meta["holdout"] = holdout_cell(runs, method=method, threshold=threshold, window=window)
     if method == "band":
         selected = runs[band_mask(runs, threshold)]
         return _law_result(selected, method=method, bootstrap=bootstrap, seed=seed, metadata=meta)
@@ -292,60 +226,6 @@ def fit_hparams(
     optima = optima.rename(columns={"lr_opt": "lr", "batch_opt": "batch_tokens"})
     meta["cells"] = optima.to_dict(orient="list")
     return _law_result(optima, method=method, bootstrap=bootstrap, seed=seed, metadata=meta)
-
-
-# ------------------------------------------------------------------------------ held-out cells
-_COLS = ("N", "D", "lr", "batch_tokens")
-
-
-def leave_one_cell_out(
-    runs: pd.DataFrame, *, threshold: float = 0.0025, window: float = DEFAULT_WINDOW
-) -> pd.DataFrame:
-    """Hold out each cell, predict its optimum from the others, score it on its bowl.
-
-    Both estimators are fitted on the remaining cells with point OLS: ``band`` (Step Law:
-    pooled runs with ``|L/L* − 1| < threshold``) and ``bowl`` (cell minima of
-    :func:`~scalelaw.fit.bowl.fit_bowl`). The predicted (lr, B) is evaluated **on the
-    held-out cell's fitted bowl**: ``excess_* = (bowl(pred) − bowl_min) / bowl_min``, the
-    relative excess over the bowl's own minimum. This is our declared choice for off-grid
-    evaluation; Step Law reports 0.094% on its held-out cell without saying how it evaluates
-    an off-grid point. ``excess_*_vs_grid`` uses the cell's best *grid* loss instead of the
-    bowl minimum (it can be negative).
-
-    Returns
-    -------
-    DataFrame
-        One row per held-out cell, with the predicted lr and batch (tokens) of each
-        estimator and their excesses; ``df[["excess_band", "excess_bowl"]].mean()`` is the
-        summary.
-    """
-    bowls = fit_bowls(runs, window=window)
-    keep = band_mask(runs, threshold)
-    cells = list(bowls)
-    opt = pd.DataFrame([(N, D, b.lr_opt, b.batch_opt) for (N, D), b in bowls.items()],
-                       columns=["N", "D", "lr", "batch_tokens"])
-    rows = []
-    for k, (N, D) in enumerate(cells):
-        held = (runs["N"] == N) & (runs["D"] == D)
-        band = runs[keep & ~held]
-        others = opt.drop(index=k)
-        fits = {
-            "band": power_law_ols(*(band[c].to_numpy() for c in _COLS)),
-            "bowl": power_law_ols(*(others[c].to_numpy() for c in _COLS)),
-        }
-        b = bowls[(N, D)]
-        grid = float(runs.loc[held, "loss"].min())
-        row = {"N": N, "D": D, "grid_best": grid, "bowl_min": b.loss_opt,
-               "bowl_lr": b.lr_opt, "bowl_batch": b.batch_opt}
-        for name, coefs in fits.items():
-            lr_hat, bs_hat = (float(v) for v in power_law_predict(coefs, N, D))
-            pred = float(b.loss(lr_hat, bs_hat))
-            row[f"lr_{name}"] = lr_hat
-            row[f"batch_{name}"] = bs_hat
-            row[f"excess_{name}"] = (pred - b.loss_opt) / b.loss_opt
-            row[f"excess_{name}_vs_grid"] = (pred - grid) / grid
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------------------ use a law

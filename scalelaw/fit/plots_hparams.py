@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 
 from scalelaw.fit.bowl import DEFAULT_WINDOW, fit_bowls
-from scalelaw.fit.hparams import band_mask
-from scalelaw.fit.powerlaw_form import predict_hparams
+from scalelaw.fit.powerlaw_form import band_mask, predict_hparams
 from scalelaw.fit.result import FitResult
 
 

@@ -17,11 +17,13 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from scalelaw.errors import ConfigError
 from scalelaw.fit.result import FitResult
 
 COEFS = ("lr_intercept", "lr_coefN", "lr_coefD", "bs_intercept", "bs_coefD")
@@ -65,3 +67,77 @@ def predict_hparams(
             f"got law {fit.law!r} (kind {fit.kind!r})"
         )
     return power_law_predict(p, N, D)
+
+
+# ------------------------------------------------------------------------------ fitting the form
+def band_mask(runs: pd.DataFrame, threshold: float = 0.0025) -> np.ndarray:
+    """Runs within ``threshold`` relative loss of their cell's minimum (Step Law §3).
+
+    ``|L / L*(N, D) − 1| < threshold`` with ``L*`` the smallest loss in the (N, D) cell.
+    """
+    if not 0 < threshold < 1:
+        raise ConfigError(f"threshold: must lie in (0, 1), got {threshold!r}")
+    best = runs.groupby(["N", "D"])["loss"].transform("min").to_numpy()
+    return np.abs(runs["loss"].to_numpy() / best - 1.0) < threshold
+
+
+def _design(logs: Sequence[np.ndarray]) -> np.ndarray:
+    return np.column_stack([np.ones_like(logs[0]), *logs])
+
+
+def _ols(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least squares, batched over leading axes of ``X`` (…, n, k) and ``y`` (…, n)."""
+    xtx = np.einsum("...ni,...nj->...ij", X, X)
+    xty = np.einsum("...ni,...n->...i", X, y)
+    return np.linalg.solve(xtx, xty[..., None])[..., 0]
+
+
+def power_law_ols(
+    N: np.ndarray, D: np.ndarray, lr: np.ndarray, batch_tokens: np.ndarray
+) -> dict[str, float]:
+    """OLS of log lr on (1, log N, log D) and of log B on (1, log D); natural logs.
+
+    Returns the five coefficients named as in :data:`COEFS` (Step Law's bootstrap table).
+    """
+    lN, lD = np.log(N), np.log(D)
+    if not _well_posed(_design([lN, lD])):
+        raise ConfigError(
+            "table: the optima need at least two distinct N and D, not collinear in log space"
+        )
+    a = _ols(_design([lN, lD]), np.log(lr))
+    b = _ols(_design([lD]), np.log(batch_tokens))
+    return dict(zip(COEFS, [*a.tolist(), *b.tolist()], strict=True))
+
+
+def bootstrap_power_law(
+    N: np.ndarray,
+    D: np.ndarray,
+    lr: np.ndarray,
+    batch_tokens: np.ndarray,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Refit :func:`power_law_ols` on ``n_boot`` resamples of the rows (vectorised).
+
+    Resamples whose design is singular (e.g. a single distinct N drawn, or N and D
+    collinear) are dropped.
+    """
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(N), size=(n_boot, len(N)))
+    lN, lD = np.log(N)[idx], np.log(D)[idx]
+    ones = np.ones_like(lN)
+    Xa, Xb = np.stack([ones, lN, lD], axis=-1), np.stack([ones, lD], axis=-1)
+    ok = _well_posed(Xa) & _well_posed(Xb)
+    a = _ols(Xa[ok], np.log(lr)[idx[ok]])
+    b = _ols(Xb[ok], np.log(batch_tokens)[idx[ok]])
+    draws = np.concatenate([a, b], axis=1)
+    return {name: draws[:, i] for i, name in enumerate(COEFS)}
+
+
+def _well_posed(X: np.ndarray) -> np.ndarray:
+    """Batched check that each design (…, n, k) has full column rank (centred, scaled)."""
+    Xc = X[..., 1:] - X[..., 1:].mean(axis=-2, keepdims=True)
+    Xc = Xc / np.maximum(np.linalg.norm(Xc, axis=-2, keepdims=True), 1e-300)
+    eig = np.linalg.eigvalsh(np.einsum("...ni,...nj->...ij", Xc, Xc))
+    return eig[..., 0] > 1e-8

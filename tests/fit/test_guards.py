@@ -14,9 +14,11 @@ import pytest
 
 from scalelaw.cli import main
 from scalelaw.fit.fit_law import fit_law
-from scalelaw.fit.hparams import band_mask, fit_hparams, leave_one_cell_out, load_runs
+from scalelaw.fit.held_out import leave_one_cell_out
+from scalelaw.fit.hparams import fit_hparams, load_runs
 from scalelaw.fit.laws import get_law
 from scalelaw.fit.objective import objective
+from scalelaw.fit.powerlaw_form import band_mask
 
 DELTA = 1e-3  # Hoffmann et al. 2022, App. D.2
 STEP_LAW_BAND = 0.0025  # Li et al. 2025 (Step Law), §3

@@ -10,14 +10,9 @@ import pytest
 
 from scalelaw.errors import ConfigError
 from scalelaw.fit.bowl import cell_optima, fit_bowl
-from scalelaw.fit.hparams import (
-    band_mask,
-    fit_hparams,
-    from_coefficients,
-    leave_one_cell_out,
-    load_runs,
-)
-from scalelaw.fit.powerlaw_form import predict_hparams
+from scalelaw.fit.held_out import leave_one_cell_out
+from scalelaw.fit.hparams import fit_hparams, from_coefficients, load_runs
+from scalelaw.fit.powerlaw_form import band_mask, predict_hparams
 from scalelaw.fit.result import load_fit
 
 ANCHOR = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "steplaw"
@@ -212,3 +207,44 @@ def test_band_mask_threshold():
     runs = pd.DataFrame({"N": [1.0] * 3, "D": [1.0] * 3, "lr": [1, 2, 3],
                          "batch_tokens": [1, 1, 1], "loss": [2.0, 2.004, 2.006]})
     assert band_mask(runs, 0.0025).tolist() == [True, True, False]
+
+
+# ------------------------------------------------------------------ the held-out check
+def test_every_hparams_fit_reports_its_held_out_cell() -> None:
+    """The largest-compute cell (N 4e8, D 3.2e10) predicted from the others: exact bowls
+    centred on a power law, so the prediction is exact and passes."""
+    for method in ("band", "bowl"):
+        check = fit_hparams(synthetic_runs(), batch_unit="tokens", method=method,
+                            window=0.05).metadata["holdout"]
+        assert check["checked"] and check["passed"], check
+        assert (check["N"], check["D"]) == (4e8, 3.2e10)
+        assert abs(check["log2_error_lr"]) < 0.05 and abs(check["log2_error_batch"]) < 0.05
+        assert 0 <= check["regret"] < 1e-4 and "within the tolerance" in check["verdict"]
+
+
+def test_held_out_check_fails_in_words_off_the_law() -> None:
+    """Move the largest cell's optimum 4x in LR: the others' law misses it by 2 in log2."""
+    runs = synthetic_runs()
+    big = (runs["N"] == 4e8) & (runs["D"] == 3.2e10)
+    runs.loc[big, "lr"] *= 4.0
+    check = fit_hparams(runs, batch_unit="tokens", method="bowl",
+                        window=0.05).metadata["holdout"]
+    assert check["checked"] and not check["passed"]
+    assert check["log2_error_lr"] == pytest.approx(-2.0, abs=0.05)
+    # the true excess is 0.004 (2 ln 2)^2 = 0.77%; the fitted bowl's curvature comes out 8%
+    # lower on these noise-free bowls (least_squares stops early on near-zero residuals)
+    assert check["regret"] == pytest.approx(0.004 * (2 * np.log(2)) ** 2, rel=0.15)
+    assert check["regret"] > 0.005
+    assert "held-out check FAILED" in check["verdict"]
+
+
+def test_held_out_check_needs_three_cells() -> None:
+    """(fit_hparams itself refuses fewer cells than its law needs.)"""
+    from scalelaw.fit.held_out import holdout_cell
+
+    runs = load_runs(synthetic_runs(), batch_unit="tokens")
+    two = runs[((runs["N"] == 1e8) & (runs["D"] == 2e9))
+               | ((runs["N"] == 4e8) & (runs["D"] == 3.2e10))]
+    assert holdout_cell(two, method="bowl", window=0.05) == {
+        "checked": False, "reason": "2 cells with a bowl; the check needs 3 (2 to fit, 1 "
+                                    "held out)"}
