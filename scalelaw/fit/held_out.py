@@ -81,6 +81,7 @@ HOLDOUT_LOG2_TOLERANCE = 1.0
 """The held-out cell passes with lr and batch within a factor of 2 of its bowl's optimum
 and a loss excess of at most :data:`HOLDOUT_REGRET_TOLERANCE` on its bowl."""
 HOLDOUT_REGRET_TOLERANCE = 0.005
+"""The largest loss excess (relative, on the held-out cell's bowl) the check accepts."""
 
 
 def holdout_cell(runs: pd.DataFrame, *, method: str, threshold: float = 0.0025,
