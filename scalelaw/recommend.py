@@ -114,7 +114,7 @@ class Recommendation:
             ("weight decay source", self.weight_decay_source),
             ("compute 6ND", f"{c['flops']:.3g} FLOPs; tokens/param {c['tokens_per_param']:.3g}"),
         ]
-        for name in published.ALLOCATIONS:
+        for name in (*published.ALLOCATIONS, *(["yours"] if "yours_n_opt" in c else [])):
             out.append((f"{name} optimum", f"N {c[name + '_n_opt']:.3g}, D "
                         f"{c[name + '_d_opt']:.3g}, tokens/param "
                         f"{c[name + '_tokens_per_param']:.3g}"))
@@ -254,6 +254,9 @@ def recommend(
     laws = load_laws(laws)
     parametrization = _parametrization(parametrization, base_width, laws, width)
     notes: list[str] = []
+    loss_fit = laws if isinstance(laws, FitResult) and laws.kind == "loss" else None
+    if loss_fit is not None:  # a loss law allocates compute; the LR and batch stay published
+        laws = None
     if laws is None:
         lr, batch_tokens = law.predict(n, d, seq_len)
         intervals: dict[str, tuple[float, float]] = {}
@@ -289,6 +292,18 @@ def recommend(
                         f"{name}_tokens_per_param": d_opt / n_opt})
     notes.append("compute-optimal rows use C = 6*N*D with the given N (Chinchilla counts all "
                  "parameters): " + "; ".join(f.source for f in published.ALLOCATIONS.values()))
+    if loss_fit is not None:
+        try:
+            opt = compute_optimal(loss_fit, compute["flops"])
+        except KeyError as err:
+            raise ValueError(f"laws: the {loss_fit.law!r} loss fit lacks parameter {err} to "
+                             "allocate compute") from None
+        n_opt, d_opt = float(opt["N_opt"][0]), float(opt["D_opt"][0])
+        compute.update({"yours_n_opt": n_opt, "yours_d_opt": d_opt,
+                        "yours_tokens_per_param": d_opt / n_opt})
+        notes.append(f"'yours' optimum from the given {loss_fit.law} loss fit (its own N "
+                     f"convention: {loss_fit.conventions.get('N', 'as fitted')}); the LR and "
+                     f"batch come from the published {law.name} law (a loss law gives none)")
     transfer = isinstance(laws, FitResult) and laws.kind == "transfer"
     per_role = _per_role(parametrization, width, lr, wd, width_used=transfer)
     if per_role and not transfer:

@@ -152,3 +152,21 @@ def test_no_jax_or_model_import():
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_users_loss_fit_allocates_compute() -> None:
+    """recommend(laws=<kind "loss" fit>): its compute-optimal N and D, next to the published
+    allocations; the LR and batch stay the published law's, and a note says so."""
+    from scalelaw.fit.allocate import compute_optimal
+    from scalelaw.published import ALLOCATIONS
+
+    params = dict(ALLOCATIONS["epoch"].params)
+    mine = FitResult(law="chinchilla", params={**params, "A": params["A"] * 2})
+    rec = recommend(1e9, 2e10, laws=mine)
+    plain = recommend(1e9, 2e10)
+    assert rec.lr == plain.lr and rec.batch_tokens == plain.batch_tokens
+    want = compute_optimal(mine, 6 * 1e9 * 2e10)
+    assert rec.compute["yours_n_opt"] == pytest.approx(float(want["N_opt"][0]), rel=1e-12)
+    assert rec.compute["yours_n_opt"] != rec.compute["epoch_n_opt"]
+    assert any(label == "yours optimum" for label, _ in rec.rows())
+    assert any("'yours' optimum" in n for n in rec.notes)
