@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from scalelaw import published
+from scalelaw.errors import ConfigError
 from scalelaw.fit.powerlaw_form import COEFS, power_law_predict, predict_hparams
 from scalelaw.fit.result import FitResult, load_fit
 
@@ -21,7 +22,7 @@ __all__ = ["check_positive", "load_laws", "resolve_laws"]
 def check_positive(name: str, value: object) -> float:
     if (isinstance(value, bool) or not isinstance(value, int | float)
             or not math.isfinite(value) or value <= 0):
-        raise ValueError(f"{name}: must be a positive finite number, got {value!r}")
+        raise ConfigError(f"{name}: must be a positive finite number, got {value!r}")
     return float(value)
 
 

@@ -13,11 +13,11 @@ Reads tables and JSON only: no JAX.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import Any
 
+from scalelaw._fitted_laws import check_positive
 from scalelaw.errors import ConfigError
 from scalelaw.fit.result import FitResult
 from scalelaw.recommend import Recommendation
@@ -115,13 +115,6 @@ def _tuned_at(config: dict) -> dict[str, Any]:
             "weight_decay": config["optimizer"]["weight_decay"]}
 
 
-def _positive(name: str, value: Any) -> float:
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not number or not (value > 0 and math.isfinite(value)):
-        raise ConfigError(f"{name}: must be a positive finite number, got {value!r}")
-    return float(value)
-
-
 def recommend_from_sweep(
     sweep_dir: str | os.PathLike[str],
     *,
@@ -170,12 +163,12 @@ def recommend_from_sweep(
         raise ConfigError(f"drift: must be auto, fit or none, got {drift!r}")
     if isinstance(width, bool) or not isinstance(width, int) or width <= 0:
         raise ConfigError(f"width: must be a positive integer, got {width!r}")
-    _positive("tokens", tokens)
+    check_positive("tokens", tokens)
     store = SweepStore.open(sweep_dir)
     records, name = _records(store, parametrization)
     _check_axes(records, sweep_dir)
     config = records[0]["config"]
-    n = _positive("n_params", n_params) if n_params is not None else _target_n(records, width)
+    n = check_positive("n_params", n_params) if n_params is not None else _target_n(records, width)
     seq_len = int(config["model"].get("context") or 2048) if seq_len is None else seq_len
     table = results_table(sweep_dir)
     if table.empty:

@@ -28,7 +28,7 @@ from scalelaw.fit import bootstrap as bs
 from scalelaw.fit.laws import Law, get_law
 from scalelaw.fit.result import FitResult
 from scalelaw.fit.solver import solve
-from scalelaw.fit.table import TableLike, read_table, validated_columns
+from scalelaw.fit.table import TableLike, check_bootstrap, read_table, validated_columns
 
 
 def _select_rows(cols: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -138,10 +138,7 @@ def fit_law(
     ConfigError
         Unknown law, missing or invalid columns, too few rows, duplicated rows.
     """
-    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int | np.integer) or \
-            bootstrap < 0 or bootstrap == 1:
-        raise ConfigError(f"bootstrap: must be 0 (no intervals) or >= 2 resamples, "
-                          f"got {bootstrap!r}")
+    check_bootstrap(bootstrap)
     law = get_law(law)
     x, y, protocol = prepare(table, law, n=n, d=d, loss=loss, columns=columns,
                              drop_top=drop_top)

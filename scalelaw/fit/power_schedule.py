@@ -32,7 +32,7 @@ import pandas as pd
 
 from scalelaw.errors import ConfigError
 from scalelaw.fit.result import FitResult
-from scalelaw.fit.table import TableLike, read_table
+from scalelaw.fit.table import TableLike, check_bootstrap, read_table
 from scalelaw.fit.transfer import curve_optimum
 
 __all__ = ["fit_power_schedule"]
@@ -90,9 +90,7 @@ def fit_power_schedule(table: TableLike, *, batch: str = "batch_size", tokens: s
         if col not in runs:
             raise ConfigError(f"column {col!r}: not in the table (columns: "
                               f"{', '.join(map(str, runs.columns))})")
-    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 0 or \
-            bootstrap == 1:
-        raise ConfigError(f"bootstrap: must be 0 or >= 2 resamples, got {bootstrap!r}")
+    check_bootstrap(bootstrap)
     runs = runs.copy()
     bad = ~np.isfinite(runs[loss].to_numpy(float))
     if "status" in runs:

@@ -119,3 +119,12 @@ def validated_columns(
             cols = ", ".join(columns.values())
             raise ConfigError(f"table: row {row} duplicates an earlier row in ({cols})")
     return out
+
+
+def check_bootstrap(bootstrap: object) -> int:
+    """``bootstrap``, the number of resamples of a fit: 0 (no intervals) or at least 2."""
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int | np.integer) or \
+            bootstrap < 0 or bootstrap == 1:
+        raise ConfigError(f"bootstrap: must be 0 or >= 2 resamples (0: no intervals), "
+                          f"got {bootstrap!r}")
+    return int(bootstrap)

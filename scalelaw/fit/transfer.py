@@ -291,9 +291,9 @@ def _holdout_check(optima: pd.DataFrame, used: np.ndarray, drift: str,
     x = np.log(widths[rest] / w_ref)
     y = np.log(optima["lr_opt"].to_numpy(float)[rest])
     x_k = math.log(widths[k] / w_ref)
-    if drift == "fit":
-        slope, intercept = np.polyfit(x, y, 1)
-        pred = float(intercept + slope * x_k)
+    if drift == "fit":  # the same line fit_lr_transfer draws, on the other widths
+        line = _ols(x, y)
+        pred = line["intercept"] + line["slope"] * x_k
     else:
         pred = float(y.mean())
     measured = float(optima["lr_opt"].iloc[k])
