@@ -213,7 +213,8 @@ def loss_points(results: pd.DataFrame, *, points: str = "final") -> pd.DataFrame
     -------
     DataFrame
         ``N`` (non-embedding parameters), ``D`` (tokens seen), ``loss`` (eval loss, nats),
-        ``cooled``, then ``trial_id, width, lr, seed``. ``cooled`` is True only for the
+        ``cooled``, then ``trial_id, width, lr, seed, batch_size`` (sequences) and
+        ``tokens_per_step`` (for LR x batch fits). ``cooled`` is True only for the
         final point of a trial whose LR decayed to its end (``decay_fraction > 0``):
         points taken before or without the decay (stable-phase trials, intermediate
         checkpoints) sit above the loss a run of that length would reach, so a law fitted
@@ -231,8 +232,9 @@ def loss_points(results: pd.DataFrame, *, points: str = "final") -> pd.DataFrame
                         "D": rows["tokens"].astype("float64"),
                         "loss": rows["eval_loss"].astype("float64"),
                         "cooled": (last[rows.index] & decayed).astype(bool)})
-    for column in ("trial_id", "width", "lr", "seed"):
-        out[column] = rows[column].to_numpy()
+    for column in ("trial_id", "width", "lr", "seed", "batch_size", "tokens_per_step"):
+        if column in rows:
+            out[column] = rows[column].to_numpy()
     return out.reset_index(drop=True)
 
 

@@ -142,6 +142,9 @@ def test_loss_points_mark_the_cooled_ones(swept) -> None:
     cooled = final[final["cooled"]]
     assert sorted(cooled["D"]) == sorted([20 * TPS, 40 * TPS] * 2)
     assert sorted(final[~final["cooled"]]["D"]) == [30 * TPS] * 2  # the stable phases
+    assert (final["tokens_per_step"] == TPS).all()  # LR x batch fits read the batch
+    assert (final["batch_size"] * table["tokens_per_step"].iloc[0]
+            == final["tokens_per_step"] * table["batch_size"].iloc[0]).all()
     logged = loss_points(table, points="logged")
     assert len(logged) == table["eval_loss"].notna().sum() and logged["cooled"].sum() == 4
     with pytest.raises(ValueError, match="points: must be"):
