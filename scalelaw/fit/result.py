@@ -22,18 +22,22 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from scalelaw._io import atomic_write
+from scalelaw.fit import _display
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA = "scalelaw.fit"
 SCHEMA_VERSION = 1
 KINDS = ("loss", "hparams", "transfer", "schedule")
 
 
-@dataclass
+@dataclass(repr=False)
 class FitResult:
     """Parameters of a fitted law, with conventions, goodness of fit and bootstrap draws.
 
@@ -93,6 +97,36 @@ class FitResult:
             raise ValueError(f"level: must lie in (0, 1), got {level}")
         lo, hi = np.quantile(self._draws(name), [(1 - level) / 2, (1 + level) / 2])
         return float(lo), float(hi)
+
+    # ----------------------------------------------------------------- views
+    def __repr__(self) -> str:
+        return _display.short_repr(self)
+
+    def _repr_html_(self) -> str:
+        return _display.html_table(self)
+
+    def to_frame(self, level: float = 0.95) -> pd.DataFrame:
+        """The parameters (and derived quantities with draws) as a table: value,
+        bootstrap standard error and percentile interval at ``level``.
+
+        >>> r = FitResult("power_schedule", {"a": 4.6, "b": -0.51}, kind="schedule",
+        ...               samples={"a": [4.4, 4.6, 4.8], "b": [-0.5, -0.51, -0.52]})
+        >>> r.to_frame().round(3)[["value", "stderr"]].to_dict()
+        {'value': {'a': 4.6, 'b': -0.51}, 'stderr': {'a': 0.2, 'b': 0.01}}
+        """
+        return _display.to_frame(self, level)
+
+    def predict(self, **inputs: Any) -> Any:
+        """Evaluate the fitted law, by kind: ``loss`` (a registry law) at its inputs
+        (``N=..., D=...``) gives the loss; ``hparams`` at ``N, D`` gives
+        ``{"lr", "batch_tokens"}``; ``schedule`` at ``batch`` (sequences) and ``tokens``
+        gives the optimal LR; ``transfer`` at ``width`` gives lr*(width).
+
+        >>> r = FitResult("power_schedule", {"a": 4.6, "b": -0.51}, kind="schedule")
+        >>> round(float(r.predict(batch=16, tokens=1e9)), 6)
+        0.001892
+        """
+        return _display.predict(self, inputs)
 
     # ----------------------------------------------------------------- persistence
     def to_dict(self) -> dict[str, Any]:
