@@ -10,12 +10,12 @@ import html
 import math
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from scalelaw.fit import _evaluate
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from scalelaw.fit.result import FitResult
+FitResult = Any  # scalelaw.fit.result.FitResult, which imports this module
 
 LEVEL = 0.95
 
@@ -112,20 +112,14 @@ def predict(result: FitResult, inputs: dict[str, Any]) -> Any:
                               "with law.predict(fit.params, ...)") from None
         return law.predict(result.params, **inputs)
     if result.kind == "hparams":
-        from scalelaw.fit.powerlaw_form import predict_hparams
-
         _require(inputs, ("N", "D"), result)
-        lr, batch = predict_hparams(result, inputs["N"], inputs["D"])
+        lr, batch = _evaluate.power_law_predict(result.params, inputs["N"], inputs["D"])
         return {"lr": lr, "batch_tokens": batch}
     if result.kind == "schedule":
         _require(inputs, ("batch", "tokens"), result)
-        beta = np.asarray(inputs["batch"], dtype=float)
-        t = np.asarray(inputs["tokens"], dtype=float)
-        return beta * result.params["a"] * t ** result.params["b"]
-    from scalelaw.fit.transfer import predict_lr
-
+        return _evaluate.schedule_lr(result.params, inputs["batch"], inputs["tokens"])
     _require(inputs, ("width",), result)
-    return predict_lr(result, inputs["width"])[0]
+    return _evaluate.transfer_lr(result.params, result.metadata, inputs["width"])[0]
 
 
 def _require(inputs: dict[str, Any], names: tuple[str, ...], result: FitResult) -> None:

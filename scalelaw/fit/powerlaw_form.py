@@ -17,26 +17,17 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from scalelaw.errors import ConfigError
+from scalelaw.fit._evaluate import COEFS, power_law_predict
 from scalelaw.fit.result import FitResult
 
-COEFS = ("lr_intercept", "lr_coefN", "lr_coefD", "bs_intercept", "bs_coefD")
-"""The five Step Law-form coefficients, natural logs: log lr = lr_intercept + lr_coefN log N
-+ lr_coefD log D, log B = bs_intercept + bs_coefD log D (B in tokens)."""
-
-
-def power_law_predict(coefs: Mapping[str, float], N: Any, D: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Evaluate Step Law-form coefficients (:data:`COEFS`) at (N, D): (lr, batch tokens)."""
-    lN, lD = np.log(np.asarray(N, dtype=float)), np.log(np.asarray(D, dtype=float))
-    lr = np.exp(coefs["lr_intercept"] + coefs["lr_coefN"] * lN + coefs["lr_coefD"] * lD)
-    bs = np.exp(coefs["bs_intercept"] + coefs["bs_coefD"] * lD)
-    return lr, bs
+__all__ = ["COEFS", "band_mask", "bootstrap_power_law", "power_law_ols", "power_law_predict",
+           "predict_hparams"]
 
 
 def predict_hparams(

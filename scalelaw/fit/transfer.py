@@ -47,6 +47,7 @@ import pandas as pd
 from scipy import stats
 
 from scalelaw.errors import ConfigError
+from scalelaw.fit._evaluate import transfer_lr
 from scalelaw.fit.isoflop import parabola_minimum
 from scalelaw.fit.result import FitResult
 
@@ -332,14 +333,4 @@ def predict_lr(fit: FitResult, widths: float | Sequence[float], level: float = 0
     w = np.asarray(widths, dtype=float)
     if not np.all(w > 0):
         raise ValueError(f"width: must be > 0, got {widths!r}")
-    p, m = fit.params, fit.metadata
-    x = np.log(w / p["reference_width"])
-    log_lr = p["log_lr_ref"] + p["width_exponent"] * x
-    n = m["dof"] + (2 if m["drift"] == "fit" else 1)  # widths in the fit
-    if m["dof"] > 0:
-        t = stats.t.ppf(0.5 + level / 2, m["dof"])
-        lever = (x - m["x_mean"]) ** 2 / m["sxx"] if m["drift"] == "fit" else 0.0 * x
-        half = t * m["residual_sd"] * np.sqrt(1 + 1 / n + lever)
-    else:
-        half = np.full_like(x, np.nan)
-    return np.exp(log_lr), np.stack([np.exp(log_lr - half), np.exp(log_lr + half)])
+    return transfer_lr(fit.params, fit.metadata, w, level)
