@@ -69,7 +69,7 @@ def compute_optimal(fit: FitResult | Mapping[str, float], compute: Any, *,
     Raises
     ------
     ValueError
-        A compute budget that is not > 0.
+        A compute budget that is not finite and > 0.
     """
     if isinstance(fit, FitResult):
         params, law = fit.params, law or fit.law
@@ -77,8 +77,8 @@ def compute_optimal(fit: FitResult | Mapping[str, float], compute: Any, *,
         params, law = dict(fit), law or "chinchilla"
     law = get_law(law)
     c = np.atleast_1d(np.asarray(compute, dtype=float))
-    if not np.all(c > 0):
-        raise ValueError(f"compute: must be > 0, got {compute!r}")
+    if not np.all(np.isfinite(c) & (c > 0)):
+        raise ValueError(f"compute: must be finite and > 0, got {compute!r}")
     if law.name == "chinchilla" and not numeric:
         n_opt, d_opt = chinchilla_optimal(params, c, flops_per_param_token)
         loss = chinchilla_loss(params, n_opt, d_opt)

@@ -37,3 +37,10 @@ def test_numeric_for_other_law():
     n = out["N_opt"][0]
     for f in (0.8, 1.25):
         assert law.predict(p, N=n, D=1e21 / (6 * n)) < law.predict(p, N=f * n, D=1e21 / (6 * f * n))
+
+
+@pytest.mark.parametrize("bad", [0.0, -1e20, float("nan"), float("inf"), [1e20, float("nan")]])
+def test_compute_optimal_refuses_a_budget_that_is_not_positive_and_finite(bad) -> None:
+    p = {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28}
+    with pytest.raises(ValueError, match="^compute: must be finite and > 0"):
+        compute_optimal(p, bad)
