@@ -170,3 +170,29 @@ def budget_optimum(x: np.ndarray, y: np.ndarray, method: str, *, bootstrap: int,
         flag = (f"optimum N*={np.exp(point):.3g} outside the sampled N range "
                 f"[{np.exp(sizes[0]):.3g}, {np.exp(sizes[-1]):.3g}]")
     return BudgetEstimate(point, draws, flag)
+
+
+def budget_curve(x: np.ndarray, y: np.ndarray, method: str, *, window: int = 5,
+                 band: float | None = None, points: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """(log N, loss) of the curve ``method`` puts through one budget's runs, for plots: the
+    parabola over every run, the window parabola over its window, or the Akima interpolant.
+
+    >>> x = np.log(np.geomspace(1e7, 1e10, 16))
+    >>> xs, ys = budget_curve(x, 2 + (x - 20) ** 2, "window", window=3)
+    >>> len(xs), bool(np.allclose(ys, 2 + (xs - 20) ** 2))
+    (100, True)
+    """
+    sizes, mean_log, _ = seed_means(x, y)
+    if method == "akima":
+        from scipy.interpolate import Akima1DInterpolator
+
+        xs = np.linspace(sizes[0], sizes[-1], points)
+        return xs, np.exp(Akima1DInterpolator(sizes, mean_log)(xs))
+    if method == "window":
+        inside = _window_mask(sizes, mean_log[None], window, band)[0] > 0
+        coef = np.polyfit(sizes[inside], np.exp(mean_log[inside]), 2)
+        xs = np.linspace(sizes[inside].min(), sizes[inside].max(), points)
+    else:
+        coef = np.polyfit(x, y, 2)
+        xs = np.linspace(x.min(), x.max(), points)
+    return xs, np.polyval(coef, xs)
