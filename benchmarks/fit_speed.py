@@ -8,8 +8,11 @@ Cases: (a) cold fit including compilation -- the CLI (`scalelaw fit ... --json`,
 process) against the scipy loop, once with an empty JAX compilation cache (a fresh
 ``JAX_COMPILATION_CACHE_DIR``) and once more with that cache warm; (b) warm refit in the
 same process; (c) Epoch's bootstrap: 4,000 resamples, each refit from the best fit (one
-start), with the number of refits that converged on each side. Prints a table; asserts
-nothing.
+start), with the number of refits that converged on each side; (d) Approach 3 by variable
+projection (:func:`scalelaw.fit.varpro.fit_chinchilla_varpro`, least squares on the raw
+loss) against the warm ``fit_law`` of (b) on the same rows: times, their ratio and the
+exponents each finds (the objectives differ, so they are not compared). Prints tables;
+asserts nothing.
 
 Run: ``python benchmarks/fit_speed.py``
 """
@@ -26,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from scalelaw.fit.result import FitResult
 
 ANCHOR = Path(__file__).resolve().parents[1].parent / "shared" / "anchors" / "epoch_chinchilla"
 DELTA = 1e-3
@@ -67,6 +72,24 @@ def scipy_fit(starts, lN, lD, lL, w):
         if np.isfinite(r.fun) and (best is None or r.fun < best.fun):
             best = r
     return best
+
+
+def varpro_rows(df: pd.DataFrame, t_fit_law: float, fit: FitResult) -> None:
+    """(d): fit_chinchilla_varpro vs the warm fit_law, on the same data, best of 3 each."""
+    from scalelaw.fit.varpro import fit_chinchilla_varpro
+
+    fit_chinchilla_varpro(df)  # imports scipy's solvers
+    t_vp = np.inf
+    for _ in range(3):
+        t = time.perf_counter()
+        vp = fit_chinchilla_varpro(df)
+        t_vp = min(t_vp, time.perf_counter() - t)
+    print(f"{'(d) Approach 3, same data (best of 3)':<52} {'fit_law':>8} {'varpro':>9} "
+          f"{'ratio':>7}   alpha, beta (fit_law | varpro)")
+    p = fit.params
+    print(f"{'    Huber on log (4,500 starts) | LS on raw loss':<52} {t_fit_law:8.3f} "
+          f"{t_vp:9.3f} {t_fit_law / t_vp:6.1f}x   {p['alpha']:.4f}, {p['beta']:.4f} | "
+          f"{vp.params['alpha']:.4f}, {vp.params['beta']:.4f}")
 
 
 def main() -> None:
@@ -150,6 +173,7 @@ def main() -> None:
           f"BFGS steps, {int(np.sum(fits.steps > 20))} finished in the straggler pass), "
           f"scipy {sp_ok}/4000 (L-BFGS-B success flag, default tolerances)")
     print(f"polish of the warm fit: {res.metadata['solver']}")
+    varpro_rows(df, t_warm, res)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "list_laws": "scalelaw.fit.laws",
     "compute_optimal": "scalelaw.fit.allocate",
     "isoflop_fit": "scalelaw.fit.isoflop",
+    "fit_chinchilla_varpro": "scalelaw.fit.varpro",
     "prediction_interval": "scalelaw.fit.bootstrap",
     "fit_hparams": "scalelaw.fit.hparams",
     "fit_lr_transfer": "scalelaw.fit.transfer",
@@ -94,6 +95,7 @@ if TYPE_CHECKING:
     from scalelaw.fit.powerlaw_form import predict_hparams
     from scalelaw.fit.result import FitResult, load_fit
     from scalelaw.fit.transfer import fit_lr_transfer, predict_lr
+    from scalelaw.fit.varpro import fit_chinchilla_varpro
     from scalelaw.models.config import TransformerConfig, flops_per_token, param_count
     from scalelaw.models.coord_check import coord_check
     from scalelaw.models.mlp import MLP
@@ -114,8 +116,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "__version__", "adamw", "collect", "compute_optimal", "ConfigError", "constant",
-    "coord_check", "cosine", "DivergenceRule", "FieldError", "fit_bowl", "fit_farseer",
-    "fit_hparams", "fit_law", "fit_lr_transfer", "fit_power_schedule", "FitResult",
+    "coord_check", "cosine", "DivergenceRule", "FieldError", "fit_bowl", "fit_chinchilla_varpro",
+    "fit_farseer", "fit_hparams", "fit_law", "fit_lr_transfer", "fit_power_schedule", "FitResult",
     "flops_per_token", "get_law", "infer_roles", "isoflop_fit", "Law", "leave_one_cell_out",
     "list_laws", "load_corpus", "load_fit", "load_spec", "loss_points", "MLP",
     "multipliers_table", "param_count", "Parametrization", "power", "predict_farseer",

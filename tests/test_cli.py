@@ -43,7 +43,8 @@ def commands() -> list[tuple[str, ...]]:
 def test_every_command_is_registered_explicitly() -> None:
     source = (REPO / "scalelaw" / "cli.py").read_text()
     assert "pkgutil" not in source and "import_module" not in source
-    assert set(commands()) == {("fit",), ("fit-hparams",), ("recommend",), ("coord-check",),
+    assert set(commands()) == {("fit",), ("fit-isoflop",), ("fit-hparams",), ("recommend",),
+                               ("coord-check",),
                                ("sweep", "plan"), ("sweep", "run"), ("sweep", "status"),
                                ("sweep", "recommend"), ("sweep", "collect")}
     for path in CLI_FILES:  # no commands defined as closures inside register()

@@ -7,12 +7,14 @@ Where things are: ``fit_law.py`` (:func:`~scalelaw.fit.fit_law.fit_law`, fit a l
 table), ``laws.py`` (the :class:`~scalelaw.fit.laws.Law` objects and their registry),
 ``objective.py`` (Hoffmann et al.'s summed Huber objective), ``solver.py`` (the vectorised
 multi-start solver), ``bootstrap.py`` (intervals, held-out error), ``allocate.py``
-(compute-optimal N, D), ``isoflop.py``, ``farseer.py``, ``hparams.py`` and ``bowl.py``
-(optimal LR and batch size laws), ``transfer.py`` (LR transfer across widths), ``result.py``
-(:class:`FitResult`). ``scalelaw.fit.fit_law`` is the module; the function is
+(compute-optimal N, D), ``isoflop.py`` and ``isoflop_budget.py`` (Approach 2, per-budget
+optima), ``varpro.py`` (Approach 3 by variable projection), ``farseer.py``, ``hparams.py``
+and ``bowl.py`` (optimal LR and batch size laws), ``transfer.py`` (LR transfer across
+widths), ``result.py`` (:class:`FitResult`). ``scalelaw.fit.fit_law`` is the module; the function is
 ``scalelaw.fit_law`` (or ``from scalelaw.fit.fit_law import fit_law``).
 """
 
 from scalelaw.fit.result import FitResult, load_fit
+from scalelaw.fit.varpro import fit_chinchilla_varpro
 
-__all__ = ["FitResult", "load_fit"]
+__all__ = ["FitResult", "fit_chinchilla_varpro", "load_fit"]

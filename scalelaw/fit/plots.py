@@ -2,8 +2,9 @@
 
 - :func:`plot_surface`: contours of the fitted L(N, D) with the data and the compute-optimal
   frontier N_opt(C) (Hoffmann et al. 2022, Fig. 4 style).
-- :func:`plot_isoflop`: loss against N per compute budget with the fitted parabolas and
-  minima (Approach 2, Hoffmann et al. 2022 Fig. 3).
+- :func:`plot_isoflop`: loss against N per compute budget with each budget's parabola,
+  window or interpolant, its optimum and interval, flagged budgets drawn apart (Approach 2,
+  Hoffmann et al. 2022 Fig. 3).
 - :func:`plot_residuals`: log residuals against N, coloured by D.
 
 Examples
@@ -111,27 +112,64 @@ def plot_residuals(result: FitResult, table: TableLike, *, n: str = "N", d: str 
 
 
 def plot_isoflop(table: TableLike, *, n: str = "N", c: str = "C", loss: str = "loss",
-                 ax: Any = None) -> Any:
-    """Loss vs N per compute budget with least-squares parabolas in log N and their minima."""
+                 ax: Any = None, fit: FitResult | None = None) -> Any:
+    """Loss vs N per compute budget with each budget's curve and optimum.
+
+    Without ``fit``: least-squares parabolas in log N through every run and their vertices.
+    With an :func:`~scalelaw.fit.isoflop.isoflop_fit` result: the curve of its method (the
+    window parabola over its window, the Akima interpolant), each optimum with its 95%
+    interval as a horizontal bar, and flagged budgets dashed, in grey, with open markers.
+
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import numpy as np, pandas as pd
+    >>> from scalelaw.fit.isoflop import isoflop_fit
+    >>> rows = [(N, C, 2 + 0.3 * (1 - (N / n0) ** 0.3) ** 2) for C, n0 in
+    ...         [(1e18, 1e8), (1e19, 3e8), (1e20, 9.9e9)] for N in np.geomspace(1e7, 1e10, 9)]
+    >>> df = pd.DataFrame(rows, columns=["N", "C", "loss"])
+    >>> fig = plot_isoflop(df, fit=isoflop_fit(df, method="window"))
+    >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()][-1]
+    'C=1e+20 (flagged)'
+    >>> import matplotlib.pyplot as plt; plt.close("all")
+    """
     from scalelaw.fit.isoflop import parabola_minimum
+    from scalelaw.fit.isoflop_budget import budget_curve
 
     plt = _pyplot()
     df = read_table(table)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
+    meta = fit.metadata if fit is not None else {}
+    method = meta.get("method", "parabola")
     budgets = np.unique(df[c].to_numpy(float))
     colors = plt.cm.viridis(np.linspace(0, 1, len(budgets)))
+    found = {C: j for j, C in enumerate(meta.get("budgets", {}).get("C", []))}
     for budget, color in zip(budgets, colors, strict=True):
         sub = df[df[c] == budget]
         x, y = np.log(sub[n].to_numpy(float)), sub[loss].to_numpy(float)
-        ax.scatter(np.exp(x), y, color=color, s=12, label=f"C={budget:.2g}")
-        if len(x) >= 3:
+        j = found.get(budget)
+        flagged = j is not None and not meta["budgets"]["used"][j]
+        col, ls = ("0.5", "--") if flagged else (color, "-")
+        ax.scatter(np.exp(x), y, s=12, label=f"C={budget:.2g}" + (" (flagged)" * flagged),
+                   facecolors="none" if flagged else col, edgecolors=col)
+        if len(np.unique(x)) < 3 or method == "given":
+            continue
+        xs, ys = budget_curve(x, y, method, window=meta.get("window") or 5,
+                              band=meta.get("band"))
+        ax.plot(np.exp(xs), ys, color=col, lw=1, ls=ls)
+        if j is None:
             xm, coef = parabola_minimum(x, y)
-            xs = np.linspace(x.min(), x.max(), 100)
-            ax.plot(np.exp(xs), np.polyval(coef, xs), color=color, lw=1)
             if np.isfinite(xm):
                 ax.plot(np.exp(xm), np.polyval(coef, xm), "kx")
-    ax.set(xscale="log", xlabel="N (parameters)", ylabel=loss, title="iso-FLOP profiles")
+            continue
+        b = meta["budgets"]
+        n_opt, lo, hi = b["N_opt"][j], b["N_opt_lo"][j], b["N_opt_hi"][j]
+        if n_opt is not None and np.isfinite(n_opt):
+            y_opt = float(np.interp(np.log(n_opt), xs, ys))
+            err = None if lo is None or not np.isfinite(lo) else [[n_opt - lo], [hi - n_opt]]
+            ax.errorbar([n_opt], [y_opt], xerr=err, fmt="x", capsize=3,
+                        color="0.5" if flagged else "k")
+    ax.set(xscale="log", xlabel="N (parameters)", ylabel=loss,
+           title=f"iso-FLOP profiles ({method})")
     ax.legend(fontsize=7)
     return ax.figure
 
