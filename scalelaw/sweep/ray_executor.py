@@ -18,7 +18,8 @@ How a group runs (the seam of :mod:`scalelaw.sweep.executors`):
   next ``sweep run`` retries those.
 - Progress is read by the driver from the trial files (each member's ``summary.json``
   and the last row of its ``metrics.jsonl``) every ``poll_seconds`` and reported to the
-  :class:`~scalelaw.sweep.executors.RunObserver`, which may raise ``KeyboardInterrupt``
+  :class:`~scalelaw.sweep.executors.RunObserver` (``group_started`` when a group is
+  submitted: it may wait in Ray's queue), which may raise ``KeyboardInterrupt``
   (the CLI's Ctrl-C): the running tasks are then cancelled, and finished trials and
   checkpoints stay for the next run.
 - Memory: a task with a fraction of a GPU (``{GPU: 0.5}``: two groups per GPU) gets
@@ -66,6 +67,7 @@ __all__ = ["RAY_MISSING", "RayExecutor", "memory_env", "require_ray", "task_opti
            "train_group_task"]
 
 RAY_MISSING = "executor.kind: ray needs `pip install 'scalelaw[ray]'`"
+"""The one-line error when the Ray executor is asked for and Ray is not installed."""
 JAX_MEM_FRACTION = 0.75
 """JAX's default ``XLA_PYTHON_CLIENT_MEM_FRACTION`` (the share of a GPU it preallocates)."""
 TASK_NAME = "train_group_task"
@@ -98,7 +100,7 @@ def memory_env(gpus: float) -> dict[str, str]:
 
 def task_options(resources: Mapping[str, float], *, max_retries: int,
                  env_vars: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The options of one group's Ray task (``ray.remote(...).options(**these)``).
+    """The options of one group's Ray task (``ray.remote(**these)``).
 
     ``CPU`` and ``GPU`` become ``num_cpus`` (default 1) and ``num_gpus``; other names
     (``TPU``, custom resources) go to ``resources``. The environment is
@@ -229,7 +231,7 @@ class RayExecutor:
              observer: RunObserver) -> list[GroupResult]:
         options = task_options(self.resources_per_group, max_retries=self.max_retries,
                                env_vars=self.env_vars)
-        task = ray.remote(train_group_task).options(**options)
+        task = ray.remote(**options)(train_group_task)
         results: dict[str, GroupResult] = {}
         running: dict[Any, _Running] = {}
         try:
