@@ -27,6 +27,7 @@ from scalelaw.sweep.ray_executor import (
 )
 from scalelaw.sweep.runner import make_executor
 from scalelaw.sweep.spec import load_executor
+from scalelaw.sweep.store import SweepStore
 
 RAY_BLOCK = {"kind": "ray", "address": "auto", "resources_per_group": {"GPU": 1},
              "max_retries": 3}
@@ -154,6 +155,20 @@ def test_cli_without_ray_exits_2_and_writes_nothing(no_ray, tmp_path, capsys):
         code, _, err = run(argv, capsys)
         assert (code, err) == (2, f"error: {RAY_MISSING}\n")
         assert not out.exists()
+
+
+def test_resuming_a_directory_uses_its_spec_copys_executor(no_ray, tmp_path, capsys,
+                                                          monkeypatch):
+    spec = write_spec(tmp_path / "tiny.yaml", executor=RAY_BLOCK)
+    out = tmp_path / "out"
+    SweepStore.prepare(out, load_spec(spec))
+    code, _, err = run(["sweep", "run", "--out", str(out)], capsys)
+    assert (code, err) == (2, f"error: {RAY_MISSING}\n")
+    assert set(SweepStore.open(out).states().values()) == {"pending"}
+    trainer = FakeTrainer()  # --executor local wins over the copy's block
+    monkeypatch.setattr("scalelaw.sweep.executors._default_train_fn", lambda: trainer)
+    code, _, _ = run(["sweep", "run", "--out", str(out), "--executor", "local"], capsys)
+    assert code == 0 and len(trainer.trained) == 2
 
 
 def test_cli_bad_executor_flags_exit_2(tmp_path, capsys):

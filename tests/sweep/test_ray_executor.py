@@ -191,3 +191,26 @@ def test_cli_runs_on_the_cluster(cluster, reference, tmp_path):
     summary = json.loads(done.stdout)
     assert (summary["trained_groups"], summary["states"]) == (2, {"done": 4})
     assert_same_results(out, reference(TWO))
+
+
+def test_cli_ctrl_c_cancels_the_run(cluster, tmp_path):
+    spec = write_spec(tmp_path / "kill.yaml", KILL)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "scalelaw.cli", "sweep", "run", str(spec), "--out", str(out),
+           "--mode", "sequential", "--executor", "ray", "--ray-address", cluster]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline and not any(
+            (f / "metrics.jsonl").exists() for f in out.glob("trials/*")):
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted: finished trials and checkpoints are saved" in err
+    assert "Traceback" not in err
+    deadline = time.monotonic() + 30
+    while _workers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _workers() == []
+    assert set(SweepStore.open(out).states().values()) != {"done"}
