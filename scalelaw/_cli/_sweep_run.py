@@ -27,7 +27,7 @@ from rich.progress import (
 
 from scalelaw._cli._common import console as make_console
 from scalelaw._cli._common import print_json
-from scalelaw.sweep.executors import Executor, GroupResult, RunObserver
+from scalelaw.sweep.executors import Executor, GroupResult, LocalExecutor, RunObserver
 from scalelaw.sweep.plan import shape_label
 from scalelaw.sweep.store import SweepStore
 from scalelaw.sweep.trial import Group
@@ -45,10 +45,16 @@ class _Flag:
 
 
 class CliObserver(RunObserver):
-    """Rich progress: one bar for the sweep, one per group (member-steps, with ETA)."""
+    """Rich progress: one bar for the sweep, one per group (member-steps, with ETA).
 
-    def __init__(self, progress: Progress, flag: _Flag, store: SweepStore) -> None:
+    With ``group_bars=False`` (executors that run many groups at once, such as Ray's)
+    only the sweep's bar is shown, and a line as each group finishes.
+    """
+
+    def __init__(self, progress: Progress, flag: _Flag, store: SweepStore,
+                 group_bars: bool = True) -> None:
         self.progress, self.flag, self.store = progress, flag, store
+        self.group_bars = group_bars
         self.n_groups = 0
         self.tasks: dict[str, Any] = {}
         self.shapes: dict[str, str] = {}
@@ -71,7 +77,8 @@ class CliObserver(RunObserver):
         self._check()
         label = f"group {len(self.tasks) + 1}/{self.n_groups} {shape_label(group.config)}"
         self.tasks[group.group_id] = self.progress.add_task(label, total=total,
-                                                            completed=completed)
+                                                            completed=completed,
+                                                            visible=self.group_bars)
         self.shapes[group.group_id] = label
         self.shown[group.group_id], self.reported[group.group_id] = completed, 0
 
@@ -94,6 +101,8 @@ class CliObserver(RunObserver):
         counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts.items()))
         when = f" in {result.seconds:.1f} s" if not result.skipped else " (already finished)"
         self.progress.console.print(f"{self.shapes[result.group_id]}: {counts or 'skipped'}{when}")
+        if result.error:
+            self.progress.console.print(f"[red]  {result.error}[/red]")
 
 
 @contextlib.contextmanager
@@ -130,8 +139,9 @@ def run_sweep(store: SweepStore, executor: Executor, *, max_groups: int | None =
                TextColumn("member-steps"), TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn())
     with _graceful_stop(flag, console), Progress(*columns, console=console) as progress:
-        summary = run(store, executor, max_groups=max_groups,
-                      observer=CliObserver(progress, flag, store))
+        observer = CliObserver(progress, flag, store,
+                               group_bars=isinstance(executor, LocalExecutor))
+        summary = run(store, executor, max_groups=max_groups, observer=observer)
     if json_out:
         print_json(summary.to_dict())
         return summary.exit_code

@@ -72,7 +72,7 @@ def plan_cmd(
         print_json({"name": result.name, "method": result.method, "note": result.note,
                     "peak_flops": result.peak_flops, "trials": result.trials,
                     "tokens": result.tokens, "flops": result.flops, "seconds": result.seconds,
-                    "groups": group_table(result)})
+                    "executor": loaded.executor.to_dict(), "groups": group_table(result)})
         return
     from rich.table import Table
 
@@ -93,6 +93,7 @@ def plan_cmd(
     console = make_console()
     console.print(table)
     console.print(f"estimated wall time {fmt_seconds(result.seconds)} ({result.note})")
+    console.print(f"executor: {loaded.executor.describe()}")
 
 
 # ----------------------------------------------------------------------------- run
@@ -107,23 +108,41 @@ def run_cmd(
     extend: Annotated[bool, typer.Option(
         "--extend", help="Add this spec's trials to a sweep directory holding another spec.")
     ] = False,
+    executor: Annotated[str | None, typer.Option(
+        "--executor", help="local or ray (default: the spec's executor.kind, else local).")
+    ] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="Ray cluster to join (auto, HOST:PORT, ray://HOST:10001); "
+                              "implies --executor ray.")] = None,
     json_out: Annotated[bool, typer.Option(
         "--json", help="Print the run's summary as one JSON object.")] = False,
 ) -> None:
     """Train every unfinished trial (re-run to resume)."""
     from scalelaw._cli._sweep_run import run_sweep
-    from scalelaw.sweep.executors import LocalExecutor, check_trainable
-    from scalelaw.sweep.store import SweepStore
+    from scalelaw.sweep.executor_config import resolve_executor
+    from scalelaw.sweep.executors import check_trainable
+    from scalelaw.sweep.runner import make_executor
+    from scalelaw.sweep.spec import load_executor
+    from scalelaw.sweep.store import SPEC, SweepStore
 
-    executor = LocalExecutor(mode=mode)  # validates --mode before anything is written
+    # Everything is checked (and a Ray cluster joined) before anything is written.
+    store = None
     if spec is not None:
         loaded = _spec(spec)
         check_trainable(loaded.trials())
-        store = SweepStore.prepare(out, loaded, extend=extend)
+        config = loaded.executor
     else:
         store = SweepStore.open(out)
-    _jax_cache()
-    raise typer.Exit(run_sweep(store, executor, max_groups=max_groups, json_out=json_out))
+        config = load_executor(store.root / SPEC)
+    config = resolve_executor(config, executor=executor, ray_address=ray_address)
+    chosen = make_executor(config, mode=mode)  # validates --mode; Ray installed
+    _jax_cache()  # before Ray starts its workers, which inherit the environment
+    connect = getattr(chosen, "connect", None)
+    if connect is not None:
+        connect()
+    if store is None:
+        store = SweepStore.prepare(out, loaded, extend=extend)
+    raise typer.Exit(run_sweep(store, chosen, max_groups=max_groups, json_out=json_out))
 
 
 def _jax_cache() -> None:

@@ -1,6 +1,7 @@
 """Executors: who trains the groups of a sweep, and where.
 
-The seam, for every executor (the local one here; Ray and multi-host later):
+The seam, for every executor (the local one here, Ray in ``ray_executor.py``; multi-host
+later):
 
 - **A group is the unit of work.** :func:`scalelaw.train.loop.train_group` trains one
   group (members vmapped or in sequence) and is idempotent: it skips members whose
@@ -50,13 +51,16 @@ class GroupResult:
     """What an executor returns for one group (the numbers are in the trial files).
 
     ``members`` are the trainer's ``MemberResult`` s (empty if the group was skipped
-    because every member was already final).
+    because every member was already final). ``error`` says why an executor got no
+    results from the trainer (e.g. a Ray worker lost more often than retried); its
+    unfinished members are then counted ``"failed"``.
     """
 
     group_id: str
     members: tuple[Any, ...] = ()
     seconds: float = 0.0
     skipped: bool = False
+    error: str | None = None
 
     @property
     def counts(self) -> dict[str, int]:

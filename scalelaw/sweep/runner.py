@@ -23,10 +23,28 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from scalelaw.sweep.executor_config import ExecutorConfig
 from scalelaw.sweep.executors import Executor, LocalExecutor, RunObserver, group_work
 from scalelaw.sweep.store import SweepStore
 
-__all__ = ["LocalExecutor", "RunSummary", "run_sweep"]
+__all__ = ["LocalExecutor", "RunSummary", "make_executor", "run_sweep"]
+
+
+def make_executor(config: ExecutorConfig | None = None, *, mode: str = "auto") -> Executor:
+    """The executor a spec's ``executor:`` block names (default: local), for ``mode``.
+
+    The Ray executor's module (and Ray) is imported only for ``kind: ray``; a missing Ray
+    raises :class:`~scalelaw.ConfigError` ("executor.kind: ray needs ...").
+
+    >>> make_executor(mode="sequential")
+    LocalExecutor(mode='sequential')
+    """
+    config = config or ExecutorConfig()
+    if config.kind == "ray":
+        from scalelaw.sweep.ray_executor import RayExecutor
+
+        return RayExecutor.from_config(config, mode=mode)
+    return LocalExecutor(mode=mode)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ axes that vary it::
     overrides:
       - {when: {model.width: 128}, set: {train.batch_size: 8}}
     branches: {tokens: [1.0e5, 2.0e5], decay_fraction: 0.2}   # optional, see branches.py
+    executor: {kind: ray, resources_per_group: {GPU: 1}}     # optional, executor_config.py
 
 Every section and field is optional (defaults of the dataclasses), except that the
 token budget must be given as ``train.tokens`` or ``train.tokens_per_param``. The YAML
@@ -53,12 +54,13 @@ import yaml
 from scalelaw.errors import ConfigError
 from scalelaw.sweep._fields import SECTIONS, check_section, config_error
 from scalelaw.sweep.branches import parse_branches, with_branches
+from scalelaw.sweep.executor_config import ExecutorConfig, parse_executor
 from scalelaw.sweep.expand import Axis, Override, expand, parse_overrides, parse_sweep
 from scalelaw.sweep.trial import Group, TrialConfig, build_trial
 
-__all__ = ["SweepSpec", "load_spec"]
+__all__ = ["SweepSpec", "load_executor", "load_spec"]
 
-TOP_LEVEL = ("name", "description", *SECTIONS, "sweep", "overrides", "branches")
+TOP_LEVEL = ("name", "description", *SECTIONS, "sweep", "overrides", "branches", "executor")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -67,7 +69,8 @@ class SweepSpec:
     """A validated sweep: base sections, axes and overrides, with the trials expanded.
 
     Build with :func:`load_spec`. ``trials()`` and ``groups()`` return new lists on each
-    call (the trials themselves are immutable).
+    call (the trials themselves are immutable). ``executor`` is the spec's ``executor:``
+    block (not part of any trial, so it never changes trial ids).
     """
 
     name: str
@@ -77,6 +80,7 @@ class SweepSpec:
     overrides: tuple[Override, ...]
     source: str | None = None
     _trials: tuple[TrialConfig, ...] = field(default=(), repr=False)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     @property
     def swept_paths(self) -> list[str]:
@@ -167,6 +171,7 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any]) -> SweepSpec:
     axes = tuple(parse_sweep(spec.get("sweep")))
     overrides = tuple(parse_overrides(spec.get("overrides")))
     branches = parse_branches(spec.get("branches"))
+    executor = parse_executor(spec.get("executor"))
     trials: dict[str, TrialConfig] = {}
     for point in expand(base, list(axes), list(overrides)):
         swept = {p: point.raw[p.split(".")[0]].get(p.split(".")[1]) for p in point.swept}
@@ -174,7 +179,18 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any]) -> SweepSpec:
         trial = _with_swept(trial, point.swept)
         for t in with_branches(trial, branches) if branches else [trial]:
             trials.setdefault(t.trial_id, t)
-    return SweepSpec(name, description, base, axes, overrides, source, tuple(trials.values()))
+    return SweepSpec(name, description, base, axes, overrides, source, tuple(trials.values()),
+                     executor)
+
+
+def load_executor(path: str | os.PathLike[str]) -> ExecutorConfig:
+    """The ``executor:`` block of a spec file alone (its trials are not expanded).
+
+    Used to resume a sweep directory with the executor its spec copy names.
+    """
+    data = _read_yaml(Path(path))
+    block = data.get("executor") if isinstance(data, Mapping) else None
+    return parse_executor(block)
 
 
 def _with_swept(trial: TrialConfig, paths: tuple[str, ...]) -> TrialConfig:
