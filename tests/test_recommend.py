@@ -126,7 +126,7 @@ def test_frozen_str_and_to_dict():
         ({"n_params": -1e9}, "n_params"),
         ({"n_tokens": float("nan")}, "n_tokens"),
         ({"n_tokens": 0}, "n_tokens"),
-        ({"source": "kaplan"}, "source"),
+        ({"source": "porian"}, "source"),
         ({"seq_len": 0}, "seq_len"),
         ({"laws": 3}, "laws"),
         ({"laws": FitResult(law="chinchilla", params={"E": 1.0})}, "laws"),
