@@ -115,7 +115,11 @@ def holdout_cell(runs: pd.DataFrame, *, method: str, threshold: float = 0.0025,
     k = int(np.argmax([key[0] * key[1] for key in cells]))
     opt = pd.DataFrame([(key[0], key[1], b.lr_opt, b.batch_opt) for key, b in bowls.items()],
                        columns=["N", "D", "lr", "batch_tokens"])
-    row = _score_held_out(runs, bowls, band_mask(runs, threshold), opt, k)
+    try:
+        row = _score_held_out(runs, bowls, band_mask(runs, threshold), opt, k)
+    except ConfigError as err:  # e.g. the other cells' N and D collinear in log space
+        return {"checked": False, "reason": f"the cells other than the largest cannot fit "
+                f"the law ({err})"}
     lr_hat, bs_hat, regret = row[f"lr_{method}"], row[f"batch_{method}"], \
         row[f"excess_{method}"]
     e_lr, e_bs = np.log2(lr_hat / row["bowl_lr"]), np.log2(bs_hat / row["bowl_batch"])

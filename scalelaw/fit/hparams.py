@@ -165,7 +165,8 @@ def _law_result(
         draws = bootstrap_power_law(*arrays, n_boot=bootstrap, seed=seed)
         params = {k: float(np.mean(v)) for k, v in draws.items()}
         samples = {k: v.tolist() for k, v in draws.items()}
-        samples["lr_prefactor"] = np.exp(draws["lr_intercept"]).tolist()
+        with np.errstate(over="ignore"):  # an undetermined exponent: a huge intercept
+            samples["lr_prefactor"] = np.exp(draws["lr_intercept"]).tolist()
         samples["bs_prefactor"] = np.exp(draws["bs_intercept"]).tolist()
     return FitResult(
         law=f"steplaw-{method}",
