@@ -59,6 +59,9 @@ _EXPORTS: dict[str, str] = {
     "predict_hparams": "scalelaw.fit.powerlaw_form",
     "fit_bowl": "scalelaw.fit.bowl",
     "leave_one_cell_out": "scalelaw.fit.held_out",
+    "score_laws": "scalelaw.fit.score",
+    "LawScores": "scalelaw.fit.score",
+    "Refit": "scalelaw.fit._score_laws",
     "fit_farseer": "scalelaw.fit.farseer",
     "fit_power_schedule": "scalelaw.fit.power_schedule",
     "predict_farseer": "scalelaw.fit.farseer",
@@ -82,6 +85,7 @@ _EXPORTS: dict[str, str] = {
 
 if TYPE_CHECKING:
     from scalelaw.corpus import load_corpus
+    from scalelaw.fit._score_laws import Refit
     from scalelaw.fit.allocate import compute_optimal
     from scalelaw.fit.bootstrap import prediction_interval
     from scalelaw.fit.bowl import fit_bowl
@@ -94,6 +98,7 @@ if TYPE_CHECKING:
     from scalelaw.fit.power_schedule import fit_power_schedule
     from scalelaw.fit.powerlaw_form import predict_hparams
     from scalelaw.fit.result import FitResult, load_fit
+    from scalelaw.fit.score import LawScores, score_laws
     from scalelaw.fit.transfer import fit_lr_transfer, predict_lr
     from scalelaw.fit.varpro import fit_chinchilla_varpro
     from scalelaw.models.config import TransformerConfig, flops_per_token, param_count
@@ -118,12 +123,13 @@ __all__ = [
     "__version__", "adamw", "collect", "compute_optimal", "ConfigError", "constant",
     "coord_check", "cosine", "DivergenceRule", "FieldError", "fit_bowl", "fit_chinchilla_varpro",
     "fit_farseer", "fit_hparams", "fit_law", "fit_lr_transfer", "fit_power_schedule", "FitResult",
-    "flops_per_token", "get_law", "infer_roles", "isoflop_fit", "Law", "leave_one_cell_out",
-    "list_laws", "load_corpus", "load_fit", "load_spec", "loss_points", "MLP",
-    "multipliers_table", "param_count", "Parametrization", "power", "predict_farseer",
+    "flops_per_token", "get_law", "infer_roles", "isoflop_fit", "Law", "LawScores",
+    "leave_one_cell_out", "list_laws", "load_corpus", "load_fit", "load_spec", "loss_points",
+    "MLP", "multipliers_table", "param_count", "Parametrization", "power", "predict_farseer",
     "predict_hparams", "predict_lr", "prediction_interval", "recommend",
-    "recommend_from_sweep", "Recommendation", "register_law", "results_table", "run_sweep",
-    "sweep_status", "SweepRecommendation", "top_singular_values", "train_group", "Transformer",
+    "recommend_from_sweep", "Recommendation", "Refit", "register_law", "results_table",
+    "run_sweep", "score_laws", "sweep_status", "SweepRecommendation", "top_singular_values",
+    "train_group", "Transformer",
     "TransformerConfig", "trial_summary", "wsd",
 ]
 

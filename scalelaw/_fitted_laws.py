@@ -8,8 +8,11 @@ into ``(lr, batch_tokens, intervals, source label, notes)``.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from typing import Any
+
+import numpy as np
 
 from scalelaw import published
 from scalelaw.errors import ConfigError
@@ -20,8 +23,19 @@ __all__ = ["check_positive", "load_laws", "resolve_laws"]
 
 
 def check_positive(name: str, value: object) -> float:
-    if (isinstance(value, bool) or not isinstance(value, int | float)
-            or not math.isfinite(value) or value <= 0):
+    """``value`` as a float if it is a positive finite real number (Python or numpy
+    scalar: ``np.int64``, ``np.float32`` ...), else a ``ConfigError`` naming ``name``.
+
+    >>> import numpy as np
+    >>> check_positive("n_params", np.int64(7_000_000_000))
+    7000000000.0
+    >>> check_positive("n_params", True)
+    Traceback (most recent call last):
+    ...
+    scalelaw.errors.ConfigError: n_params: must be a positive finite number, got True
+    """
+    if (isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real)
+            or not math.isfinite(float(value)) or value <= 0):
         raise ConfigError(f"{name}: must be a positive finite number, got {value!r}")
     return float(value)
 

@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from scalelaw._cli import coord, fit, hparams, isoflop, sweep
+from scalelaw._cli import coord, fit, hparams, isoflop, score, sweep
 
 try:  # typer >= 0.2x vendors click as typer._click; older typer uses click itself
     from typer._click import exceptions as _exc
@@ -64,6 +64,7 @@ app.command("fit")(fit.fit_cmd)
 app.command("fit-isoflop")(isoflop.fit_isoflop_cmd)
 app.command("fit-hparams")(hparams.fit_hparams_cmd)
 app.command("recommend")(hparams.recommend_cmd)
+app.command("score-laws")(score.score_laws_cmd)
 app.command("coord-check")(coord.coord_check_cmd)
 app.add_typer(sweep.sweep_app, name="sweep")
 

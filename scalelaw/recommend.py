@@ -28,6 +28,7 @@ True
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -224,7 +225,7 @@ def recommend(
         required with a transfer fit).
     base_width : int, optional
         The base width of a parametrization given by name.
-    source : {"steplaw", "deepseek", "power"}
+    source : {"steplaw", "deepseek", "kaplan", "power"}
         Published law to use when ``laws`` is None (see :mod:`scalelaw.published`); with
         ``laws`` only its schedule is used (a fitted law records none), and a note says so.
     wd_timescale : float
@@ -246,8 +247,9 @@ def recommend(
     """
     n = check_positive("n_params", n_params)
     d = check_positive("n_tokens", n_tokens)
-    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len <= 0:
+    if isinstance(seq_len, bool) or not isinstance(seq_len, numbers.Integral) or seq_len <= 0:
         raise ValueError(f"seq_len: must be a positive integer, got {seq_len!r}")
+    seq_len = int(seq_len)
     if not math.isfinite(6.0 * n * d):
         raise ValueError(f"n_params, n_tokens: compute 6*N*D overflows float64 ({n:g} x {d:g})")
     law = published.get_law(source)

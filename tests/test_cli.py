@@ -44,7 +44,7 @@ def test_every_command_is_registered_explicitly() -> None:
     source = (REPO / "scalelaw" / "cli.py").read_text()
     assert "pkgutil" not in source and "import_module" not in source
     assert set(commands()) == {("fit",), ("fit-isoflop",), ("fit-hparams",), ("recommend",),
-                               ("coord-check",),
+                               ("coord-check",), ("score-laws",),
                                ("sweep", "plan"), ("sweep", "run"), ("sweep", "status"),
                                ("sweep", "recommend"), ("sweep", "collect")}
     for path in CLI_FILES:  # no commands defined as closures inside register()
@@ -69,8 +69,8 @@ def test_help_is_plain_and_complete(path: tuple[str, ...], capsys) -> None:
     assert code == 0
     assert "<bool>" not in out and "``" not in out and ":func:" not in out, out
     assert "..." not in out, out  # no cut lists or cut summaries
-    if path[-1] in ("fit", "fit-hparams", "recommend", "coord-check", "plan", "status",
-                    "run", "collect"):
+    if path[-1] in ("fit", "fit-hparams", "recommend", "coord-check", "score-laws", "plan",
+                    "status", "run", "collect"):
         assert "--json" in out, path
 
 

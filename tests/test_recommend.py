@@ -126,7 +126,7 @@ def test_frozen_str_and_to_dict():
         ({"n_params": -1e9}, "n_params"),
         ({"n_tokens": float("nan")}, "n_tokens"),
         ({"n_tokens": 0}, "n_tokens"),
-        ({"source": "kaplan"}, "source"),
+        ({"source": "porian"}, "source"),
         ({"seq_len": 0}, "seq_len"),
         ({"laws": 3}, "laws"),
         ({"laws": FitResult(law="chinchilla", params={"E": 1.0})}, "laws"),
@@ -170,3 +170,13 @@ def test_a_users_loss_fit_allocates_compute() -> None:
     assert rec.compute["yours_n_opt"] != rec.compute["epoch_n_opt"]
     assert any(label == "yours optimum" for label, _ in rec.rows())
     assert any("'yours' optimum" in n for n in rec.notes)
+
+
+def test_numpy_scalars_are_numbers():
+    import numpy as np
+
+    rec = recommend(np.int64(7_000_000_000), np.float32(1e11), seq_len=np.int64(2048))
+    assert rec.lr == pytest.approx(recommend(7e9, 1e11).lr, rel=1e-6)
+    assert isinstance(rec.n_params, float) and rec.seq_len == 2048
+    with pytest.raises(ValueError, match="n_params"):
+        recommend(np.bool_(True), 1e11)

@@ -70,3 +70,16 @@ def print_rows(title: str, rows: list[tuple[str, str]]) -> None:
     for key, value in rows:
         table.add_row(key, value)
     console().print(table)
+
+
+def parse_name_list(text: str, field: str) -> list[str]:
+    """Parse ``"model_id,D"`` into column names, or raise ``ValueError`` naming ``field``."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise ValueError(f"{field}: expected comma-separated column names, got {text!r}")
+    return names
+
+
+def warn_line(message: str) -> None:
+    """One ``warning: ...`` line on stderr (the loud notes of a fit, e.g. its loss column)."""
+    sys.stderr.write(f"warning: {message}\n")

@@ -24,7 +24,12 @@ def fit_hparams_cmd(
         str, typer.Option("--batch-unit", help="sequences or tokens.")
     ] = "sequences",
     seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")] = 2048,
-    loss: Annotated[str, typer.Option("--loss", help="Column with the final loss.")] = "loss",
+    loss: Annotated[str | None, typer.Option(
+        "--loss", help="Column with the final loss (default 'loss'; said loudly when a "
+        "smoothed-loss column exists).")] = None,
+    cell_keys: Annotated[str | None, typer.Option(
+        "--cell-keys", help="Comma-separated columns that define a cell (default: the N "
+        "and D columns), e.g. model_id,D.")] = None,
     method: Annotated[str, typer.Option("--method", help="band (Step Law) or bowl.")] = "band",
     threshold: Annotated[
         float, typer.Option("--threshold", help="Band: relative loss to the cell's best.")
@@ -37,17 +42,25 @@ def fit_hparams_cmd(
     plot: Annotated[Path | None, typer.Option("--plot", help="Save LR x batch bowls.")] = None,
 ) -> None:
     """Fit lr*(N, D) and B*(D) laws to an LR x batch grid."""
-    from scalelaw._cli._common import check_output_path
+    import warnings
+
+    from scalelaw._cli._common import check_output_path, parse_name_list, warn_line
     from scalelaw.fit.hparams import fit_hparams, load_runs
 
     check_output_path(plot, "plot", suffixes=(".png", ".pdf", ".svg"))
+    keys = parse_name_list(cell_keys, "cell_keys") if cell_keys is not None else None
     columns: dict[str, Any] = {"n": n, "d": d, "lr": lr, "batch": batch, "loss": loss,
-               "batch_unit": batch_unit, "seq_len": seq_len}
-    fit = fit_hparams(table, **columns, method=method, threshold=threshold,
-                      bootstrap=bootstrap, seed=seed)
+               "batch_unit": batch_unit, "seq_len": seq_len, "cell_keys": keys}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # said once, below, on stderr
+        fit = fit_hparams(table, **columns, method=method, threshold=threshold,
+                          bootstrap=bootstrap, seed=seed)
+    if fit.metadata.get("loss_note"):
+        warn_line(fit.metadata["loss_note"])
     if plot is not None:
         from scalelaw.fit.plots_hparams import plot_bowls
 
+        columns["loss"] = fit.metadata["columns"]["loss"]
         plot_bowls(load_runs(table, **columns), fit, path=plot, threshold=threshold)
     if save is not None:
         fit.save(save)
@@ -60,11 +73,19 @@ def fit_hparams_cmd(
         ("B* (tokens)", f"{p['bs_prefactor']:.4g} D^{p['bs_coefD']:.4f}"),
         ("method", f"{method} ({fit.metadata['estimate']}); points {fit.n_points}, "
                    f"cells {fit.metadata['n_cells']}"),
+        ("loss column", fit.metadata["loss_note"] if fit.metadata.get("loss_note")
+         else repr(fit.metadata["columns"]["loss"])),
     ]
-    if fit.samples:
-        for name in ("lr_coefN", "lr_coefD", "bs_coefD"):
+    undetermined = fit.metadata.get("not_determined", {})
+    for name in ("lr_coefN", "lr_coefD", "bs_coefD"):
+        text = ""
+        if fit.samples:
             lo, hi = fit.interval(name)
-            rows.append((f"{name} 95%", f"[{lo:.4f}, {hi:.4f}]"))
+            text = f"[{lo:.4f}, {hi:.4f}]"
+        if name in undetermined:
+            text = f"{text}  {undetermined[name]}".strip()
+        if text:
+            rows.append((f"{name} 95%", text))
     holdout = fit.metadata.get("holdout") or {}
     rows.append(("held-out check", holdout.get("verdict") or holdout.get("reason", "")))
     if save is not None:
@@ -79,7 +100,7 @@ def recommend_cmd(
         "--laws", help="A saved fit: fit-hparams --save or sweep recommend --save.")] = None,
     seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")] = 2048,
     source: Annotated[
-        str, typer.Option("--source", help="Published law: steplaw, deepseek, power.")
+        str, typer.Option("--source", help="Published law: steplaw, deepseek, kaplan, power.")
     ] = "steplaw",
     parametrization: Annotated[
         str | None, typer.Option("--parametrization", help="sp, mup or completep.")

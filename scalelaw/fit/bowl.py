@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from scalelaw.fit.powerlaw_form import cell_columns
+
 DEFAULT_WINDOW = 0.01  # relative loss above the cell's best; see held_out.leave_one_cell_out
 
 
@@ -162,15 +164,24 @@ def fit_bowl(
 
 def fit_bowls(
     runs: pd.DataFrame, *, window: float = DEFAULT_WINDOW
-) -> dict[tuple[float, float], Bowl]:
-    """One :class:`Bowl` per (N, D) cell of a canonical run table
-    (:func:`~scalelaw.fit.hparams.load_runs`)."""
-    # pandas types the group keys as Hashable; N and D are number columns
-    return {
-        (float(N), float(D)): fit_bowl(  # type: ignore[arg-type]
-            g["lr"], g["batch_tokens"], g["loss"], window=window)
-        for (N, D), g in runs.groupby(["N", "D"])
-    }
+) -> dict[tuple, Bowl]:
+    """One :class:`Bowl` per cell of a canonical run table
+    (:func:`~scalelaw.fit.hparams.load_runs`), keyed ``(N, D)``, or ``(N, D, cell)`` where
+    the table has a ``cell`` column (cells chosen by the user's ``cell_keys``)."""
+    out: dict[tuple, Bowl] = {}
+    for _, g in runs.groupby(cell_columns(runs)):
+        key: tuple = (float(g["N"].iloc[0]), float(g["D"].iloc[0]))
+        if "cell" in g.columns:
+            key = (*key, g["cell"].iloc[0])
+        out[key] = fit_bowl(g["lr"], g["batch_tokens"], g["loss"], window=window)
+    return out
+
+
+def cell_mask(runs: pd.DataFrame, key: tuple) -> np.ndarray:
+    """The runs of the cell ``key`` (a key of :func:`fit_bowls`)."""
+    if len(key) > 2:
+        return (runs["cell"] == key[2]).to_numpy()
+    return ((runs["N"] == key[0]) & (runs["D"] == key[1])).to_numpy()
 
 
 def cell_optima(runs: pd.DataFrame, *, window: float = DEFAULT_WINDOW) -> pd.DataFrame:
@@ -180,9 +191,10 @@ def cell_optima(runs: pd.DataFrame, *, window: float = DEFAULT_WINDOW) -> pd.Dat
     n_points, at_edge, grid_best``.
     """
     rows = []
-    for (N, D), b in fit_bowls(runs, window=window).items():
+    for key, b in fit_bowls(runs, window=window).items():
+        N, D = key[:2]
         ci = b.interval()
-        grid = runs[(runs["N"] == N) & (runs["D"] == D)]["loss"].min()
+        grid = runs.loc[cell_mask(runs, key), "loss"].min()
         rows.append({"N": N, "D": D, "lr_opt": b.lr_opt, "batch_opt": b.batch_opt,
                      "loss_opt": b.loss_opt, "lr_lo": ci["lr"][0], "lr_hi": ci["lr"][1],
                      "batch_lo": ci["batch"][0], "batch_hi": ci["batch"][1],

@@ -14,13 +14,26 @@ import numpy as np
 import pandas as pd
 
 from scalelaw.errors import ConfigError
-from scalelaw.fit.bowl import DEFAULT_WINDOW, fit_bowls
+from scalelaw.fit.bowl import DEFAULT_WINDOW, cell_mask, fit_bowls
 from scalelaw.fit.powerlaw_form import band_mask, power_law_ols, power_law_predict
 
-__all__ = ["HOLDOUT_LOG2_TOLERANCE", "HOLDOUT_REGRET_TOLERANCE", "holdout_cell",
-           "leave_one_cell_out"]
+__all__ = ["HOLDOUT_LOG2_TOLERANCE", "HOLDOUT_REGRET_TOLERANCE", "fit_on_other_cells",
+           "holdout_cell", "leave_one_cell_out"]
 
 _COLS = ("N", "D", "lr", "batch_tokens")
+
+
+def fit_on_other_cells(band_runs: pd.DataFrame, optima: pd.DataFrame,
+                       method: str) -> dict[str, float]:
+    """Step Law-form coefficients fitted, with point OLS, on the cells kept for training.
+
+    ``method="band"``: on ``band_runs`` (the pooled near-optimal runs of those cells);
+    ``"bowl"``: on ``optima`` (one bowl minimum per cell). Both frames have columns
+    ``N, D, lr, batch_tokens``. Shared by :func:`leave_one_cell_out`, :func:`holdout_cell`
+    and :func:`scalelaw.fit.score.score_laws` (its ``"loco"`` laws).
+    """
+    frame = band_runs if method == "band" else optima
+    return power_law_ols(*(frame[c].to_numpy() for c in _COLS))
 
 
 def leave_one_cell_out(
@@ -47,7 +60,7 @@ def leave_one_cell_out(
     bowls = fit_bowls(runs, window=window)
     keep = band_mask(runs, threshold)
     cells = list(bowls)
-    opt = pd.DataFrame([(N, D, b.lr_opt, b.batch_opt) for (N, D), b in bowls.items()],
+    opt = pd.DataFrame([(key[0], key[1], b.lr_opt, b.batch_opt) for key, b in bowls.items()],
                        columns=["N", "D", "lr", "batch_tokens"])
     return pd.DataFrame([_score_held_out(runs, bowls, keep, opt, k) for k in range(len(cells))])
 
@@ -55,15 +68,13 @@ def leave_one_cell_out(
 def _score_held_out(runs: pd.DataFrame, bowls: dict, keep: np.ndarray, opt: pd.DataFrame,
                     k: int) -> dict[str, float]:
     """Cell ``k`` held out: both estimators fitted on the others, scored on its bowl."""
-    N, D = list(bowls)[k]
-    held = (runs["N"] == N) & (runs["D"] == D)
+    key = list(bowls)[k]
+    N, D = key[:2]
+    held = cell_mask(runs, key)
     band = runs[keep & ~held]
     others = opt.drop(index=k)
-    fits = {
-        "band": power_law_ols(*(band[c].to_numpy() for c in _COLS)),
-        "bowl": power_law_ols(*(others[c].to_numpy() for c in _COLS)),
-    }
-    b = bowls[(N, D)]
+    fits = {m: fit_on_other_cells(band, others, m) for m in ("band", "bowl")}
+    b = bowls[key]
     grid = float(runs.loc[held, "loss"].min())
     row = {"N": N, "D": D, "grid_best": grid, "bowl_min": b.loss_opt,
            "bowl_lr": b.lr_opt, "bowl_batch": b.batch_opt}
@@ -101,10 +112,14 @@ def holdout_cell(runs: pd.DataFrame, *, method: str, threshold: float = 0.0025,
         return {"checked": False, "reason": f"{len(bowls)} cells with a bowl; the check "
                 "needs 3 (2 to fit, 1 held out)"}
     cells = list(bowls)
-    k = int(np.argmax([n * d for n, d in cells]))
-    opt = pd.DataFrame([(n, d, b.lr_opt, b.batch_opt) for (n, d), b in bowls.items()],
+    k = int(np.argmax([key[0] * key[1] for key in cells]))
+    opt = pd.DataFrame([(key[0], key[1], b.lr_opt, b.batch_opt) for key, b in bowls.items()],
                        columns=["N", "D", "lr", "batch_tokens"])
-    row = _score_held_out(runs, bowls, band_mask(runs, threshold), opt, k)
+    try:
+        row = _score_held_out(runs, bowls, band_mask(runs, threshold), opt, k)
+    except ConfigError as err:  # e.g. the other cells' N and D collinear in log space
+        return {"checked": False, "reason": f"the cells other than the largest cannot fit "
+                f"the law ({err})"}
     lr_hat, bs_hat, regret = row[f"lr_{method}"], row[f"batch_{method}"], \
         row[f"excess_{method}"]
     e_lr, e_bs = np.log2(lr_hat / row["bowl_lr"]), np.log2(bs_hat / row["bowl_batch"])

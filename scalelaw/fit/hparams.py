@@ -40,6 +40,7 @@ Examples
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,7 +57,7 @@ from scalelaw.fit.powerlaw_form import (
     power_law_ols,
 )
 from scalelaw.fit.result import FitResult
-from scalelaw.fit.table import TableLike, read_table, validated_columns
+from scalelaw.fit.table import TableLike, read_table, resolve_loss_column, validated_columns
 
 METHODS = ("band", "bowl")
 BATCH_UNITS = ("sequences", "tokens")
@@ -77,9 +78,10 @@ def load_runs(
     d: str = "D",
     lr: str = "lr",
     batch: str = "bs",
-    loss: str = "loss",
+    loss: str | None = None,
     batch_unit: str = "sequences",
     seq_len: int = 2048,
+    cell_keys: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Validate a run table and return canonical columns ``N, D, lr, batch_tokens, loss``.
 
@@ -87,7 +89,13 @@ def load_runs(
     ----------
     table : DataFrame or path (.csv, .parquet, .jsonl)
     n, d, lr, batch, loss : str
-        Column names of parameters, tokens, peak LR, batch size and final loss.
+        Column names of parameters, tokens, peak LR, batch size and final loss. ``loss``
+        defaults to ``"loss"``; when the table also has a smoothed-loss column the
+        returned frame's ``attrs["loss_note"]`` says so (and the fitters print it).
+    cell_keys : sequence of str, optional
+        Columns that define a cell (default ``(n, d)``), e.g. ``("model_id", "D")`` so that
+        two MoE models with the same total N stay apart; the frame then has an integer
+        ``cell`` column, and N and D must be constant within each cell.
     batch_unit : {"sequences", "tokens"}
         Unit of the batch column; sequences are multiplied by ``seq_len``.
     seq_len : int
@@ -104,6 +112,7 @@ def load_runs(
     if isinstance(seq_len, bool) or not isinstance(seq_len, int | np.integer) or seq_len <= 0:
         raise ConfigError(f"seq_len: must be a positive integer, got {seq_len!r}")
     df = read_table(table)
+    loss, note = resolve_loss_column(df, loss)
     cols = validated_columns(
         df, {"N": n, "D": d, "lr": lr, "batch": batch, "loss": loss}, min_rows=4
     )
@@ -112,9 +121,29 @@ def load_runs(
         {"N": cols["N"], "D": cols["D"], "lr": cols["lr"],
          "batch_tokens": cols["batch"] * scale, "loss": cols["loss"]}
     )
-    if out.groupby(["N", "D"]).ngroups < 2:
+    if cell_keys is not None and tuple(cell_keys) != (n, d):
+        out["cell"] = cell_codes(df, cell_keys)
+        for role, name in (("N", n), ("D", d)):
+            if (out.groupby("cell")[role].nunique() > 1).any():
+                raise ConfigError(f"cell_keys: a cell of ({', '.join(cell_keys)}) mixes "
+                                  f"several values of column {name!r}; add it to cell_keys")
+    if out.groupby(["cell"] if "cell" in out else ["N", "D"]).ngroups < 2:
         raise ConfigError(f"table: all runs share one ({n}, {d}) cell; need at least two")
+    out.attrs["loss_column"] = loss
+    if note:
+        out.attrs["loss_note"] = note
     return out
+
+
+def cell_codes(df: pd.DataFrame, cell_keys: Sequence[str]) -> np.ndarray:
+    """An integer cell id per row from the ``cell_keys`` columns (``ConfigError`` naming
+    ``cell_keys`` for a missing column)."""
+    keys = list(cell_keys)
+    missing = [k for k in keys if k not in df.columns]
+    if not keys or missing:
+        raise ConfigError(f"cell_keys: column {missing[0] if missing else ''!r} not in table "
+                          f"(columns: {', '.join(map(str, df.columns[:12]))})")
+    return df.groupby(keys, sort=True, dropna=False).ngroup().to_numpy()
 
 
 # ------------------------------------------------------------------------------ Step Law band
@@ -136,7 +165,8 @@ def _law_result(
         draws = bootstrap_power_law(*arrays, n_boot=bootstrap, seed=seed)
         params = {k: float(np.mean(v)) for k, v in draws.items()}
         samples = {k: v.tolist() for k, v in draws.items()}
-        samples["lr_prefactor"] = np.exp(draws["lr_intercept"]).tolist()
+        with np.errstate(over="ignore"):  # an undetermined exponent: a huge intercept
+            samples["lr_prefactor"] = np.exp(draws["lr_intercept"]).tolist()
         samples["bs_prefactor"] = np.exp(draws["bs_intercept"]).tolist()
     return FitResult(
         law=f"steplaw-{method}",
@@ -164,9 +194,10 @@ def fit_hparams(
     d: str = "D",
     lr: str = "lr",
     batch: str = "bs",
-    loss: str = "loss",
+    loss: str | None = None,
     batch_unit: str = "sequences",
     seq_len: int = 2048,
+    cell_keys: Sequence[str] | None = None,
     method: str = "band",
     threshold: float = 0.0025,
     window: float = DEFAULT_WINDOW,
@@ -178,7 +209,9 @@ def fit_hparams(
     Parameters
     ----------
     table : DataFrame or path
-        One row per run; see :func:`load_runs` for the column arguments.
+        One row per run; see :func:`load_runs` for the column arguments and
+        ``cell_keys``. A defaulted ``loss`` with a smoothed-loss column present is warned
+        about (``UserWarning``) and noted in ``metadata["loss_note"]``.
     method : {"band", "bowl"}
         ``"band"``: Step Law's near-optimal band (pooled runs with
         ``|L/L* − 1| < threshold``). ``"bowl"``: each cell's continuous minimum of a
@@ -210,13 +243,19 @@ def fit_hparams(
         raise ConfigError(f"method: must be 'band' or 'bowl', got {method!r}")
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, int | np.integer) or bootstrap < 0:
         raise ConfigError(f"bootstrap: must be a non-negative integer, got {bootstrap!r}")
-    runs = load_runs(
-        table, n=n, d=d, lr=lr, batch=batch, loss=loss, batch_unit=batch_unit, seq_len=seq_len
-    )
+    runs = load_runs(table, n=n, d=d, lr=lr, batch=batch, loss=loss, batch_unit=batch_unit,
+                     seq_len=seq_len, cell_keys=cell_keys)
+    loss = runs.attrs["loss_column"]
+    cells = runs.groupby(["cell"] if "cell" in runs else ["N", "D"])
     meta: dict[str, Any] = {"columns": {"N": n, "D": d, "lr": lr, "batch": batch, "loss": loss},
             "table": str(table) if isinstance(table, str | os.PathLike) else None,
             "batch_unit": batch_unit, "seq_len": int(seq_len), "threshold": threshold,
-            "n_cells": int(runs.groupby(["N", "D"]).ngroups)}
+            "n_cells": int(cells.ngroups),
+            "cell_keys": list(cell_keys) if cell_keys is not None else [n, d],
+            "not_determined": not_determined(cells["N"].first(), cells["D"].first(), n, d)}
+    if "loss_note" in runs.attrs:
+        meta["loss_note"] = runs.attrs["loss_note"]
+        warnings.warn(runs.attrs["loss_note"], UserWarning, stacklevel=2)
     meta["holdout"] = holdout_cell(runs, method=method, threshold=threshold, window=window)
     if method == "band":
         selected = runs[band_mask(runs, threshold)]
@@ -226,6 +265,28 @@ def fit_hparams(
     optima = optima.rename(columns={"lr_opt": "lr", "batch_opt": "batch_tokens"})
     meta["cells"] = optima.to_dict(orient="list")
     return _law_result(optima, method=method, bootstrap=bootstrap, seed=seed, metadata=meta)
+
+
+MIN_SPAN = 1.5
+"""An exponent is *not determined* when its regressor spans less than this factor across
+the cells (e.g. MoE models that share a total N: the exponent on N is then fitted to noise)."""
+
+
+def not_determined(N: pd.Series, D: pd.Series, n: str = "N", d: str = "D") -> dict[str, str]:
+    """``{coefficient: reason}`` for the exponents the cells cannot determine.
+
+    >>> import pandas as pd
+    >>> not_determined(pd.Series([2.150e9, 2.155e9]), pd.Series([2e9, 2e10]))
+    {'lr_coefN': 'not determined: N spans only x1.002 across the cells (needs x1.5)'}
+    """
+    out = {}
+    for coefs, values, name in ((("lr_coefN",), N, n), (("lr_coefD", "bs_coefD"), D, d)):
+        span = float(values.max() / values.min())
+        if span < MIN_SPAN:
+            for c in coefs:
+                out[c] = (f"not determined: {name} spans only x{span:.4g} across the cells "
+                          f"(needs x{MIN_SPAN:g})")
+    return out
 
 
 # ------------------------------------------------------------------------------ use a law

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scalelaw.fit.bowl import DEFAULT_WINDOW, fit_bowls
+from scalelaw.fit.bowl import DEFAULT_WINDOW, cell_mask, fit_bowls
 from scalelaw.fit.powerlaw_form import band_mask, predict_hparams
 from scalelaw.fit.result import FitResult
 
@@ -68,9 +68,10 @@ def plot_bowls(
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.1 * nrow), squeeze=False)
     for ax in axes.ravel()[len(cells):]:
         ax.set_visible(False)
-    for ax, (N, D) in zip(axes.ravel(), cells, strict=False):
-        sel = (runs["N"] == N) & (runs["D"] == D)
-        g, inband = runs[sel], band[sel.to_numpy()]
+    for ax, key in zip(axes.ravel(), cells, strict=False):
+        N, D = key[:2]
+        sel = cell_mask(runs, key)
+        g, inband = runs[sel], band[sel]
         x, y, loss = np.log10(g["lr"]), np.log10(g["batch_tokens"]), g["loss"].to_numpy()
         best = np.nanmin(loss)
         vmax = best * (1 + max_excess)
@@ -79,7 +80,7 @@ def plot_bowls(
         sc = ax.scatter(x[ok], y[ok], c=loss[ok], cmap="viridis", s=18, vmin=best, vmax=vmax)
         ax.scatter(x[inband], y[inband], facecolors="none", edgecolors="red", s=60,
                    label=f"band |L/L*-1|<{threshold:g}")
-        b = bowls[(N, D)]
+        b = bowls[key]
         gx = np.linspace(x.min(), x.max(), 80)
         gy = np.linspace(y.min(), y.max(), 80)
         X, Y = np.meshgrid(gx, gy)

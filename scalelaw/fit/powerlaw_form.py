@@ -61,14 +61,22 @@ def predict_hparams(
 
 
 # ------------------------------------------------------------------------------ fitting the form
+def cell_columns(runs: pd.DataFrame) -> list[str]:
+    """The columns that key a run's cell: ``cell`` where the table has one (set from the
+    user's ``cell_keys``, e.g. a model id and D, so that models sharing N stay apart), else
+    ``N`` and ``D``."""
+    return ["cell"] if "cell" in runs.columns else ["N", "D"]
+
+
 def band_mask(runs: pd.DataFrame, threshold: float = 0.0025) -> np.ndarray:
     """Runs within ``threshold`` relative loss of their cell's minimum (Step Law §3).
 
-    ``|L / L*(N, D) − 1| < threshold`` with ``L*`` the smallest loss in the (N, D) cell.
+    ``|L / L*(N, D) − 1| < threshold`` with ``L*`` the smallest loss in the run's cell
+    (:func:`cell_columns`).
     """
     if not 0 < threshold < 1:
         raise ConfigError(f"threshold: must lie in (0, 1), got {threshold!r}")
-    best = runs.groupby(["N", "D"])["loss"].transform("min").to_numpy()
+    best = runs.groupby(cell_columns(runs))["loss"].transform("min").to_numpy()
     return np.abs(runs["loss"].to_numpy() / best - 1.0) < threshold
 
 

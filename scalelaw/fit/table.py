@@ -128,3 +128,27 @@ def check_bootstrap(bootstrap: object) -> int:
         raise ConfigError(f"bootstrap: must be 0 or >= 2 resamples (0: no intervals), "
                           f"got {bootstrap!r}")
     return int(bootstrap)
+
+
+def resolve_loss_column(df: pd.DataFrame, loss: str | None) -> tuple[str, str | None]:
+    """The loss column to fit and, when it was defaulted, a note to show loudly.
+
+    ``loss`` given: used as is (``(loss, None)``). ``None``: ``"loss"``, and when the table
+    also has a smoothed-loss column (a name containing ``smooth``, e.g. Step Law's
+    ``"smooth loss"``) the note says which was used and that the smoothed one exists.
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"loss": [3.0], "smooth loss": [2.9]})
+    >>> resolve_loss_column(df, None)[1].split(";")[0]
+    "loss column 'loss' used (the default)"
+    >>> resolve_loss_column(df, "smooth loss")
+    ('smooth loss', None)
+    """
+    if loss is not None:
+        return loss, None
+    smooth = [str(c) for c in df.columns if "smooth" in str(c).lower()]
+    if not smooth:
+        return "loss", None
+    return "loss", (f"loss column 'loss' used (the default); the table also has the smoothed "
+                    f"loss {smooth[0]!r}, which Step Law's protocol fits: pass "
+                    f"loss={smooth[0]!r} (--loss {smooth[0]!r}) to use it")
