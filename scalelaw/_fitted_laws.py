@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from scalelaw import published
+from scalelaw._extrapolation import extrapolation_notes
 from scalelaw.errors import ConfigError
 from scalelaw.fit.powerlaw_form import COEFS, power_law_predict, predict_hparams
 from scalelaw.fit.result import FitResult, load_fit
@@ -160,3 +161,30 @@ def resolve_laws(laws: Any, n: float, d: float, seq_len: int, width: Any,
         "laws: expected a FitResult, a path to a saved fit, or a pair of callables "
         f"(lr(N, D), batch_tokens(N, D)); got {type(laws).__name__}"
     )
+
+
+def fitted_domain(fit: FitResult) -> dict[str, tuple[float, float]] | None:
+    """The (N, D) range a fitted law saw: ``metadata["domain"]`` (fits since 0.2), else
+    its cells' N and D (or a Power fit's token budgets); None when unknown."""
+    domain = fit.metadata.get("domain")
+    if isinstance(domain, dict) and domain:
+        return {k: (float(v[0]), float(v[1])) for k, v in domain.items()}
+    cells = fit.metadata.get("cells")
+    if not isinstance(cells, dict):
+        return None
+    named = {"N": "N", "D": "D"} if fit.kind == "hparams" else {"D": "tokens"}
+    if not all(col in cells and cells[col] for col in named.values()):
+        return None
+    return {k: (float(min(cells[c])), float(max(cells[c]))) for k, c in named.items()}
+
+
+def range_notes(laws: Any, law: published.PublishedLaw, n: float, d: float) -> list[str]:
+    """Extrapolation notes for a query at (N, D): against the published ``law``'s stated
+    range when ``laws`` is None, else against a fitted hparams or schedule law's data."""
+    if laws is None:
+        return extrapolation_notes(f"the published {law.name} law", law.domain,
+                                   {"N": n, "D": d, "C": 6.0 * n * d})
+    if isinstance(laws, FitResult) and laws.kind in ("hparams", "schedule"):
+        return extrapolation_notes(f"your {laws.law} fit", fitted_domain(laws),
+                                   {"N": n, "D": d})
+    return []

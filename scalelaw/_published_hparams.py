@@ -62,6 +62,9 @@ class PublishedLaw:
     predict_compute : callable, optional
         For a law of the compute C = M·D (M the non-embedding FLOPs per token): ``C ->
         (peak_lr, batch_tokens)``; :meth:`evaluate` uses it when M is known.
+    domain : mapping, optional
+        ``fitted_range`` as numbers, ``{"N": (lo, hi), "D": (lo, hi)}`` or ``{"C": ...}``:
+        :func:`scalelaw.recommend` notes a query outside it (None: not stated).
     """
 
     name: str
@@ -75,6 +78,7 @@ class PublishedLaw:
     batch_unit: str = "tokens"
     fitted_range: str = ""
     predict_compute: PredictCompute | None = None
+    domain: dict[str, tuple[float, float]] | None = None
 
     def evaluate(self, n_params: float, n_tokens: float, seq_len: int = 2048, *,
                  flops_per_token: float | None = None) -> tuple[float, float]:
@@ -95,10 +99,13 @@ def _steplaw_schedule(lr: float, batch_seq: float, n_tokens: float) -> dict:
     return {
         "name": "warmup-decay",
         "peak_lr": lr,
-        "min_lr": 1e-5,
+        "min_lr": min(1e-5, lr / 10),
         "description": (
-            f"linear warmup to peak LR {lr:.3g}, then decay to 1e-5 (the minimum LR in "
-            "Step Law's released runs); the law predicts the peak LR"
+            f"linear warmup to peak LR {lr:.3g}, then decay to "
+            + ("1e-5 (the minimum LR in Step Law's released runs)" if lr >= 1e-4 else
+               f"{lr / 10:.3g} (a tenth of the peak: Step Law's released runs decay to "
+               "1e-5, which is not below this peak)")
+            + "; the law predicts the peak LR"
         ),
     }
 
@@ -203,6 +210,7 @@ HPARAM_LAWS: dict[str, PublishedLaw] = {
         batch_unit="tokens (the released grids list sequences of 2048 tokens)",
         fitted_range="N 60M-1B non-embedding, D 2B-100B tokens (7 N x 5 D dense cells; "
                      "the 1B/100B cell held out)",
+        domain={"N": (6e7, 1e9), "D": (2e9, 1e11)},
     ),
     "deepseek": PublishedLaw(
         name="deepseek",
@@ -221,6 +229,7 @@ HPARAM_LAWS: dict[str, PublishedLaw] = {
         fitted_range="small-scale grid searches over compute budgets of roughly 1e17-2e19 "
                      "FLOPs (§3.1; range as reported there, not re-checked for this entry)",
         predict_compute=_deepseek_c,
+        domain={"C": (1e17, 2e19)},
     ),
     "kaplan": PublishedLaw(
         name="kaplan",
@@ -239,6 +248,7 @@ HPARAM_LAWS: dict[str, PublishedLaw] = {
         n_convention="non-embedding parameters (dense models only)",
         batch_unit="tokens",
         fitted_range="N 768 to 1.5B non-embedding params, D 22M to 23B tokens",
+        domain={"N": (768.0, 1.5e9), "D": (2.2e7, 2.3e10)},
     ),
     "power": PublishedLaw(
         name="power",

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scalelaw import published
-from scalelaw._fitted_laws import check_positive, load_laws, resolve_laws
+from scalelaw._extrapolation import check_plausible
+from scalelaw._fitted_laws import check_positive, load_laws, range_notes, resolve_laws
 from scalelaw.fit.allocate import compute_optimal
 from scalelaw.fit.result import FitResult
 
@@ -245,13 +246,11 @@ def recommend(
     >>> [round(r["lr_mult"], 3) for r in rec.per_role]
     [1.0, 0.25, 1.0, 1.0]
     """
-    n = check_positive("n_params", n_params)
-    d = check_positive("n_tokens", n_tokens)
+    n = check_plausible("n_params", check_positive("n_params", n_params))
+    d = check_plausible("n_tokens", check_positive("n_tokens", n_tokens))
     if isinstance(seq_len, bool) or not isinstance(seq_len, numbers.Integral) or seq_len <= 0:
         raise ValueError(f"seq_len: must be a positive integer, got {seq_len!r}")
     seq_len = int(seq_len)
-    if not math.isfinite(6.0 * n * d):
-        raise ValueError(f"n_params, n_tokens: compute 6*N*D overflows float64 ({n:g} x {d:g})")
     law = published.get_law(source)
     laws = load_laws(laws)
     parametrization = _parametrization(parametrization, base_width, laws, width)
@@ -259,6 +258,7 @@ def recommend(
     loss_fit = laws if isinstance(laws, FitResult) and laws.kind == "loss" else None
     if loss_fit is not None:  # a loss law allocates compute; the LR and batch stay published
         laws = None
+    notes.extend(range_notes(laws, published.get_law(source), n, d))
     if laws is None:
         lr, batch_tokens = law.predict(n, d, seq_len)
         intervals: dict[str, tuple[float, float]] = {}

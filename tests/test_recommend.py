@@ -6,6 +6,8 @@ import math
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from scalelaw.fit.allocate import compute_optimal
@@ -133,8 +135,11 @@ def test_frozen_str_and_to_dict():
         ({"parametrization": Parametrization("mup")}, "width"),
         ({"width": 1024}, "width"),
         ({"wd_timescale": -1.0}, "wd_timescale"),
-        ({"n_params": 1e300, "n_tokens": 1e300}, "n_params, n_tokens: compute"),
-        ({"n_params": 1e-200, "n_tokens": 1e250}, "n_params, n_tokens: outside"),
+        ({"n_params": 1e300, "n_tokens": 1e300}, r"n_params: 1e\+300 is outside what any law"),
+        ({"n_params": 1e-200, "n_tokens": 1e250}, "n_params: 1e-200 is outside"),
+        ({"n_params": 1e9, "n_tokens": 1e250}, r"n_tokens: 1e\+250 is outside"),
+        ({"n_params": 3e10, "n_tokens": 1e10, "source": "kaplan"},
+         "n_params, n_tokens: outside the law's numeric range"),
         ({"laws": "/nonexistent/fit.json"}, "laws: /nonexistent/fit.json: no such file"),
     ],
 )
@@ -180,3 +185,48 @@ def test_numpy_scalars_are_numbers():
     assert isinstance(rec.n_params, float) and rec.seq_len == 2048
     with pytest.raises(ValueError, match="n_params"):
         recommend(np.bool_(True), 1e11)
+
+
+# ----------------------------------------------------------------- where a law may speak
+def test_recommend_refuses_absurd_sizes_with_one_line() -> None:
+    from scalelaw.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^n_params: 1e\+30 is outside what any law"):
+        recommend(1e30, 1e11)
+    with pytest.raises(ConfigError, match=r"^n_tokens: 1e\+20 is outside"):
+        recommend(1e9, 1e20)
+
+
+def test_recommend_notes_extrapolation_in_decades() -> None:
+    inside = recommend(3e8, 5e10)
+    assert not [n for n in inside.notes if "extrapolation" in n]
+    far = recommend(1e12, 1e10)  # Step Law: N 6e7-1e9, D 2e9-1e11
+    (note,) = [n for n in far.notes if "extrapolation" in n]
+    assert note.startswith("N = 1e+12 is 3.0 decades above the range the published steplaw")
+    deepseek = recommend(1e6, 1e8, source="deepseek")  # C = 6e14, range 1e17-2e19
+    (note,) = [n for n in deepseek.notes if "extrapolation" in n]
+    assert "C = 6e+14 is 2.2 decades below" in note
+
+
+def test_schedule_never_decays_above_its_peak() -> None:
+    for n, d in [(1e12, 1e10), (1e9, 1e11), (1e14, 1e9)]:
+        rec = recommend(n, d)
+        assert rec.schedule["min_lr"] <= rec.lr / 10 or rec.schedule["min_lr"] == 1e-5
+        assert rec.schedule["min_lr"] < rec.schedule["peak_lr"] == rec.lr
+    assert recommend(1e9, 1e11).schedule["min_lr"] == 1e-5  # Step Law's own floor
+
+
+def test_a_fitted_law_notes_queries_beyond_its_cells() -> None:
+    from scalelaw.fit.hparams import fit_hparams
+
+    rows = [(n, d, lr, bs, 2.0 + 0.01 * np.log(lr / 1e-3) ** 2 + 0.01 * np.log(bs / 64) ** 2
+             + 0.001 * np.log(n) + 0.0005 * np.log(d))
+            for n in (1e7, 4e7) for d in (1e9, 4e9)
+            for lr in 1e-3 * 2.0 ** np.arange(-3, 4) for bs in 64 * 2.0 ** np.arange(-3, 4)]
+    fit = fit_hparams(pd.DataFrame(rows, columns=["N", "D", "lr", "bs", "loss"]))
+    assert fit.metadata["domain"] == {"N": [1e7, 4e7], "D": [1e9, 4e9]}
+    near = recommend(2e7, 2e9, laws=fit)
+    assert not [n for n in near.notes if "extrapolation" in n]
+    far = recommend(4e9, 2e9, laws=fit)
+    (note,) = [n for n in far.notes if "extrapolation" in n]
+    assert note.startswith("N = 4e+09 is 2.0 decades above the range your") and "fit" in note

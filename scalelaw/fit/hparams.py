@@ -252,7 +252,8 @@ def fit_hparams(
             "batch_unit": batch_unit, "seq_len": int(seq_len), "threshold": threshold,
             "n_cells": int(cells.ngroups),
             "cell_keys": list(cell_keys) if cell_keys is not None else [n, d],
-            "not_determined": not_determined(cells["N"].first(), cells["D"].first(), n, d)}
+            "not_determined": not_determined(cells["N"].first(), cells["D"].first(), n, d),
+            "domain": {k: [float(runs[k].min()), float(runs[k].max())] for k in ("N", "D")}}
     if "loss_note" in runs.attrs:
         meta["loss_note"] = runs.attrs["loss_note"]
         warnings.warn(runs.attrs["loss_note"], UserWarning, stacklevel=2)
