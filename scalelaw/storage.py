@@ -186,6 +186,7 @@ class Location:
         if self.fs is None:
             return
         top = self._path.strip("/").split("/", 1)[0]
+        self.fs.invalidate_cache()  # listings cached in this process may be stale
         try:
             found = self.fs.exists(top) or self.fs.exists(self._path)
         except Exception as exc:  # noqa: BLE001 - any backend error, reported in one line
