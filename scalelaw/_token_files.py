@@ -3,6 +3,11 @@
 Every token id is checked against the vocabulary once per process (in chunks, so a large
 file is never loaded whole); :func:`load_token_files` is what :mod:`scalelaw.corpus` uses
 for ``data: {source: tokens}``.
+
+``data.path`` and ``data.val_path`` may be URLs (``s3://``, ``gs://``, any fsspec URL): the
+file is downloaded once into ``cache_dir() / "tokens"`` by fsspec's ``filecache`` (which
+fetches it again only when the object changes) and memory-mapped from there, so training
+reads local pages, not ranges over the network.
 """
 
 from __future__ import annotations
@@ -13,12 +18,30 @@ import os
 import numpy as np
 
 from scalelaw.errors import ConfigError
+from scalelaw.storage import Location, is_url
 
 _CHUNK = 1 << 26  # tokens scanned at a time by the vocabulary check
 
 
+def _local_copy(url: str, field: str) -> str:
+    """The local cached copy of the token file at ``url`` (downloaded on first use)."""
+    import fsspec
+
+    from scalelaw.cache import cache_dir
+
+    Location(url, f"data.{field}")  # a missing backend: one line naming the field
+    options = {"cache_storage": str(cache_dir() / "tokens"), "check_files": True}
+    try:
+        return str(fsspec.open_local(f"filecache::{url}", filecache=options))
+    except FileNotFoundError:
+        raise ConfigError(f"data.{field}: no such file: {url}") from None
+    except Exception as exc:  # noqa: BLE001 - any backend error, in one line
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise ConfigError(f"data.{field}: cannot read {url}: {text}") from None
+
+
 def _open_tokens(path: str, field: str, dtype: str, vocab: int) -> np.ndarray:
-    file = os.path.expanduser(path)
+    file = _local_copy(path, field) if is_url(path) else os.path.expanduser(path)
     if not os.path.isfile(file):
         raise ConfigError(f"data.{field}: no such file: {path}")
     size, itemsize = os.path.getsize(file), np.dtype(dtype).itemsize

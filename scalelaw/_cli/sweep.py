@@ -16,7 +16,11 @@ from scalelaw._cli._common import print_json
 sweep_app = typer.Typer(help="Plan, run, inspect and collect sweeps (see sweeps/*.yaml).",
                         no_args_is_help=True, rich_markup_mode=None)
 
-OutDir = Annotated[Path, typer.Option("--out", help="Sweep directory (created if missing).")]
+OutDir = Annotated[str, typer.Option(
+    "--out", help="Sweep directory (created if missing): a local folder or a URL "
+                  "(s3://bucket/path, gs://bucket/path, any fsspec URL).")]
+SweepDir = Annotated[str, typer.Argument(
+    help="Sweep directory (--out of run): a local folder or a URL.")]
 
 
 def _spec(path: Path):  # noqa: ANN202
@@ -101,7 +105,7 @@ def plan_cmd(
 def run_cmd(
     spec: Annotated[Path | None, typer.Argument(
         help="Sweep spec (.yaml); omit to resume the sweep in --out.")] = None,
-    out: OutDir = Path("runs/sweep"),
+    out: OutDir = "runs/sweep",
     mode: Annotated[str, typer.Option(help="auto, vmap or sequential.")] = "auto",
     max_groups: Annotated[int | None, typer.Option(
         "--max-groups", min=1, help="Train at most N groups that have work left.")] = None,
@@ -155,7 +159,7 @@ def _jax_cache() -> None:
 # ----------------------------------------------------------------------------- status
 @sweep_app.command("status")
 def status_cmd(
-    sweep_dir: Annotated[Path, typer.Argument(help="Sweep directory (--out of run).")],
+    sweep_dir: SweepDir,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Trial states per group and the best LR per width."""
@@ -172,7 +176,7 @@ def status_cmd(
 # --------------------------------------------------------------------------- recommend
 @sweep_app.command("recommend")
 def recommend_cmd(
-    sweep_dir: Annotated[Path, typer.Argument(help="Sweep directory (--out of run).")],
+    sweep_dir: SweepDir,
     width: Annotated[int, typer.Option("--width", help="Target model width.")],
     tokens: Annotated[float, typer.Option("--tokens", help="Training tokens D of the run.")],
     params: Annotated[float | None, typer.Option(
@@ -214,9 +218,9 @@ def recommend_cmd(
 # ----------------------------------------------------------------------------- collect
 @sweep_app.command("collect")
 def collect_cmd(
-    sweep_dir: Annotated[Path, typer.Argument(help="Sweep directory (--out of run).")],
-    out: Annotated[Path | None, typer.Option(
-        "--out", help="Parquet file (default: DIR/results.parquet).")] = None,
+    sweep_dir: SweepDir,
+    out: Annotated[str | None, typer.Option(
+        "--out", help="Parquet file or URL (default: DIR/results.parquet).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Write the results table (a row per trial and step) to parquet."""

@@ -28,13 +28,14 @@ Examples
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from scalelaw.errors import ConfigError
+from scalelaw.storage import Location, as_location, committed_steps
 from scalelaw.sweep.store import SweepStore
 from scalelaw.sweep.trial import Group
 from scalelaw.train.config import MODES
@@ -140,7 +141,7 @@ class LocalExecutor:
             else:
                 dirs = [store.trial_dir(t.trial_id) for t in group.trials]
                 for folder in dirs:
-                    folder.mkdir(parents=True, exist_ok=True)
+                    folder.mkdir()
                 start = time.perf_counter()
                 members = train(list(group.trials), dirs, mode=self.mode,
                                 progress=lambda k, g=group.group_id: observer.advanced(g, k))
@@ -161,7 +162,7 @@ def group_work(group: Group, store: SweepStore) -> tuple[int, int, int]:
     >>> from scalelaw.sweep import load_spec
     >>> spec = load_spec({"name": "t", "train": {"tokens": 4096, "batch_size": 4},
     ...                   "model": {"width": 32, "head_dim": 16, "context": 32}})
-    >>> store = SweepStore.prepare(Path(tempfile.mkdtemp()), spec)
+    >>> store = SweepStore.prepare(tempfile.mkdtemp(), spec)
     >>> group_work(spec.groups()[0], store)
     (32, 0, 1)
     """
@@ -177,11 +178,10 @@ def group_work(group: Group, store: SweepStore) -> tuple[int, int, int]:
     return total, completed, todo
 
 
-def checkpoint_step(trial_dir: Path) -> int:
-    """The newest complete checkpoint's step in ``trial_dir/ckpt`` (orbax step folders), or 0."""
-    folder = Path(trial_dir) / "ckpt"
-    steps = [int(p.name) for p in folder.glob("*") if p.is_dir() and p.name.isdigit()]
-    return max(steps, default=0)
+def checkpoint_step(trial_dir: str | os.PathLike[str] | Location) -> int:
+    """The newest complete checkpoint's step in ``trial_dir/ckpt`` (orbax step folders;
+    on a URL those with their commit marker), or 0."""
+    return max(committed_steps(as_location(trial_dir) / "ckpt"), default=0)
 
 
 def _default_train_fn() -> TrainFn:

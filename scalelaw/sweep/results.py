@@ -52,7 +52,7 @@ from typing import Any
 
 import pandas as pd
 
-from scalelaw._io import atomic_write
+from scalelaw.storage import Location, as_location
 from scalelaw.sweep.store import SweepStore, read_json
 
 __all__ = ["COLUMNS", "build_table", "collect", "collect_summary", "loss_points", "lr_grid",
@@ -80,7 +80,7 @@ _METRIC_KEYS = {"step": "step", "tokens": "tokens", "flops": "flops", "train_los
                 "wall_time": "wall_time"}
 
 
-def results_table(sweep_dir: str | os.PathLike[str]) -> pd.DataFrame:
+def results_table(sweep_dir: str | os.PathLike[str] | Location) -> pd.DataFrame:
     """The long results table of a sweep directory, one row per (trial, logged step).
 
     Pending trials (nothing written) have no rows; unfinished ones carry their rows so
@@ -151,37 +151,43 @@ def build_table(records: Sequence[dict[str, Any]], metrics: Sequence[Sequence[di
     return frame
 
 
-def collect(sweep_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
-            ) -> tuple[Path, pd.DataFrame]:
+def collect(sweep_dir: str | os.PathLike[str] | Location,
+            out: str | os.PathLike[str] | Location | None = None,
+            ) -> tuple[Path | Location, pd.DataFrame]:
     """Write :func:`results_table` of ``sweep_dir`` to parquet, atomically.
 
     Parameters
     ----------
-    sweep_dir : path
+    sweep_dir : path, URL or Location
         A sweep directory (see :mod:`scalelaw.sweep.store`).
-    out : path, optional
+    out : path, URL or Location, optional
         Defaults to ``sweep_dir / "results.parquet"``.
 
     Returns
     -------
-    (Path, DataFrame)
-        Where it was written, and the table.
+    (Path or Location, DataFrame)
+        Where it was written (a ``Path`` for a local file, a
+        :class:`~scalelaw.storage.Location` for a URL: ``pandas.read_parquet`` reads
+        either, through fsspec), and the table.
     """
     table = results_table(sweep_dir)
-    path = Path(out) if out is not None else Path(sweep_dir) / "results.parquet"
-    if path.is_dir():
+    path = (as_location(out, "out") if out is not None
+            else as_location(sweep_dir) / "results.parquet")
+    if path.is_local and path.is_dir():
         raise ValueError(f"out: {path} is a directory; give a .parquet file name")
-    if not path.parent.is_dir():
+    if path.is_local and not path.parent.is_dir():
         raise FileNotFoundError(f"out: directory {path.parent} does not exist")
+    if not path.is_local:
+        path.check()
     buffer = io.BytesIO()
     table.to_parquet(buffer, index=False)
-    atomic_write(path, buffer.getvalue())
-    return path, table
+    path.write_bytes(buffer.getvalue())
+    return (path.local if path.is_local else path), table
 
 
 
-def collect_summary(sweep_dir: str | os.PathLike[str],
-                    out: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def collect_summary(sweep_dir: str | os.PathLike[str] | Location,
+                    out: str | os.PathLike[str] | Location | None = None) -> dict[str, Any]:
     """:func:`collect`, and what it wrote: ``{"path", "rows", "trials_with_rows",
     "states": {state: trials}, "finished"}`` (``finished``: no trial pending, running or
     interrupted). What ``scalelaw sweep collect`` reports."""

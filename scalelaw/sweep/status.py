@@ -10,6 +10,7 @@ import math
 import os
 from typing import Any
 
+from scalelaw.storage import Location
 from scalelaw.sweep.store import STATES, SweepStore, read_json
 
 __all__ = ["sweep_status"]
@@ -17,7 +18,7 @@ __all__ = ["sweep_status"]
 _GROUP_LEVEL = ("optimizer.lr", "train.seed", "model.width", "parametrization.name")
 
 
-def sweep_status(sweep_dir: str | os.PathLike[str]) -> dict[str, Any]:
+def sweep_status(sweep_dir: str | os.PathLike[str] | Location) -> dict[str, Any]:
     """Everything ``scalelaw sweep status`` prints, as plain data (its ``--json``).
 
     ``{"name", "dir", "lock", "trials", "totals": {state: n}, "groups": [...],

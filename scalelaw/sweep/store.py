@@ -9,6 +9,13 @@ Layout of a sweep directory ``OUT``::
     OUT/trials/<trial_id>/  config.json, metrics.jsonl, summary.json, ckpt/ (the trainer's)
     OUT/results.parquet     written by :func:`scalelaw.sweep.results.collect`
 
+``OUT`` may be a local folder or a URL (``s3://``, ``gs://``, any fsspec URL): every file
+is reached through :class:`scalelaw.storage.Location`. On a URL each file is written with
+one PUT (objects are replaced whole), and ``run.lock`` is a conditional create holding a
+lease: the run rewrites its ``heartbeat`` every :data:`HEARTBEAT_SECONDS`, and a lock
+whose heartbeat is older than :data:`LEASE_SECONDS` (or whose process on this host is
+gone) is stale and taken over.
+
 ``index.json`` is written last and atomically, so a directory either is a sweep (it has
 an index) or is not; ``status`` and ``collect`` read only the index and the trial
 folders, never the spec, so they are fast and survive changes of scalelaw's defaults.
@@ -41,6 +48,7 @@ import datetime
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -50,6 +58,7 @@ import yaml
 
 from scalelaw._io import atomic_write
 from scalelaw.errors import ConfigError
+from scalelaw.storage import Location, as_location
 from scalelaw.sweep._fields import plain
 from scalelaw.sweep.spec import SweepSpec, load_spec
 from scalelaw.sweep.trial import Group, TrialConfig
@@ -63,6 +72,10 @@ STATES = ("done", "diverged", "failed", "running", "interrupted", "pending")
 """Trial states: the trainer's three final ones; ``running`` (files, no final summary,
 and a live ``run`` holds the lock), ``interrupted`` (the same with no live run) and
 ``pending`` (nothing written yet)."""
+LEASE_SECONDS = 120.0
+"""A lock on a URL whose heartbeat is older than this is stale (its run is gone)."""
+HEARTBEAT_SECONDS = 20.0
+"""How often a run holding a lock on a URL rewrites its heartbeat."""
 
 
 def trial_record(trial: TrialConfig, member: int, spec_file: str = SPEC) -> dict[str, Any]:
@@ -94,7 +107,8 @@ class SweepStore:
 
     Attributes
     ----------
-    root : Path
+    root : Location
+        The sweep directory (a local folder or a URL).
     name : str
         The sweep name of the first spec.
     records : list of dict
@@ -104,9 +118,9 @@ class SweepStore:
         ``{"file", "name", "trials": [trial ids]}`` per spec file.
     """
 
-    def __init__(self, root: Path, index: dict[str, Any],
+    def __init__(self, root: str | os.PathLike[str] | Location, index: dict[str, Any],
                  trials: Sequence[TrialConfig] = ()) -> None:
-        self.root = Path(root)
+        self.root = as_location(root)
         self.name: str = index["name"]
         self.records: list[dict[str, Any]] = index["trials"]
         self.specs: list[dict[str, Any]] = index["specs"]
@@ -114,13 +128,14 @@ class SweepStore:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, root: str | os.PathLike[str]) -> SweepStore:
+    def open(cls, root: str | os.PathLike[str] | Location) -> SweepStore:
         """Open an existing sweep directory (``ConfigError`` if it is not one)."""
-        root = Path(root)
-        if root.exists() and not root.is_dir():
+        root = as_location(root)
+        root.check()
+        if root.is_local and root.exists() and not root.is_dir():
             raise ConfigError(f"{root}: a file, not a sweep directory (sweep run --out DIR "
                               "makes one)")
-        if not root.is_dir():
+        if root.is_local and not root.is_dir():
             raise ConfigError(f"{root}: no such sweep directory")
         try:
             index = json.loads((root / INDEX).read_text())
@@ -133,14 +148,15 @@ class SweepStore:
         return cls(root, index)
 
     @classmethod
-    def prepare(cls, root: str | os.PathLike[str], spec: SweepSpec, *,
+    def prepare(cls, root: str | os.PathLike[str] | Location, spec: SweepSpec, *,
                 spec_text: str | None = None, extend: bool = False) -> SweepStore:
         """Create ``root`` for ``spec``, or check that it already holds the same sweep.
 
         Parameters
         ----------
-        root : path
-            The sweep directory (created if missing; must be empty if not a sweep).
+        root : path, URL or Location
+            The sweep directory (created if missing; must be empty if not a sweep). A URL's
+            bucket must exist; its backend must be installed (``ConfigError`` otherwise).
         spec : SweepSpec
             The loaded spec. Its file (``spec.source``) is copied; ``spec_text`` overrides.
         extend : bool
@@ -153,8 +169,9 @@ class SweepStore:
             ``root`` is a file or a non-empty non-sweep directory, or holds a different
             sweep and ``extend`` is false.
         """
-        root = Path(root)
-        if root.exists() and not root.is_dir():
+        root = as_location(root)
+        root.check()
+        if root.is_local and root.exists() and not root.is_dir():
             raise ConfigError(f"root: {root} is a file, not a directory")
         ids = [t.trial_id for t in spec.trials()]
         if (root / INDEX).exists():
@@ -165,15 +182,15 @@ class SweepStore:
             if not extend:
                 raise ConfigError(store._difference(spec.name, ids))
             return store._extend(spec, ids, spec_text)
-        if root.is_dir() and any(p.name != SPEC for p in root.iterdir()):
+        if any(p.name != SPEC for p in root.iterdir()):
             raise ConfigError(f"root: {root} exists and is not a sweep directory (no {INDEX}); "
                               f"choose a new or empty directory")
-        root.mkdir(parents=True, exist_ok=True)
-        atomic_write(root / SPEC, spec_text if spec_text is not None else _spec_text(spec))
+        root.mkdir()
+        (root / SPEC).write_text(spec_text if spec_text is not None else _spec_text(spec))
         records = _grouped([], [trial_record(t, 0) for t in spec.trials()])
         index = {"format": FORMAT, "name": spec.name, "created": _now(),
                  "specs": [{"file": SPEC, "name": spec.name, "trials": ids}], "trials": records}
-        atomic_write(root / INDEX, json.dumps(index, indent=1))
+        (root / INDEX).write_text(json.dumps(index, indent=1))
         return cls(root, index, spec.trials())
 
     def _matches(self, name: str, ids: list[str]) -> bool:
@@ -193,7 +210,7 @@ class SweepStore:
 
     def _extend(self, spec: SweepSpec, ids: list[str], spec_text: str | None) -> SweepStore:
         file = f"sweep.{len(self.specs) + 1}.yaml"
-        atomic_write(self.root / file, spec_text if spec_text is not None else _spec_text(spec))
+        (self.root / file).write_text(spec_text if spec_text is not None else _spec_text(spec))
         have = {r["trial_id"] for r in self.records}
         fresh = [trial_record(t, 0, file) for t in spec.trials() if t.trial_id not in have]
         self.records = _grouped(self.records, fresh)
@@ -204,7 +221,7 @@ class SweepStore:
     def _write_index(self) -> None:
         index = json.loads((self.root / INDEX).read_text())
         index.update(specs=self.specs, trials=self.records, updated=_now())
-        atomic_write(self.root / INDEX, json.dumps(index, indent=1))
+        (self.root / INDEX).write_text(json.dumps(index, indent=1))
 
     # ------------------------------------------------------------------ trials
     @property
@@ -212,7 +229,7 @@ class SweepStore:
         """Every swept field path, in order of first appearance."""
         return list(dict.fromkeys(p for r in self.records for p in r["swept"]))
 
-    def trial_dir(self, trial_id: str) -> Path:
+    def trial_dir(self, trial_id: str) -> Location:
         """``root / "trials" / trial_id``."""
         return self.root / TRIALS / trial_id
 
@@ -228,7 +245,7 @@ class SweepStore:
         by_id: dict[str, TrialConfig] = dict(self._known)
         if any(r["trial_id"] not in by_id for r in self.records):
             for entry in self.specs:
-                for trial in load_spec(self.root / entry["file"]).trials():
+                for trial in _load_copy(self.root / entry["file"]).trials():
                     by_id.setdefault(trial.trial_id, trial)
         lost = [r["trial_id"] for r in self.records if r["trial_id"] not in by_id]
         if lost:
@@ -247,7 +264,7 @@ class SweepStore:
     def trial_state(self, trial_id: str, live: bool | None = None) -> str:
         """One of :data:`STATES`; ``live`` says whether a run holds the lock (checked if None)."""
         folder = self.trial_dir(trial_id)
-        if not folder.is_dir() or not any(folder.iterdir()):
+        if not folder.iterdir():
             return "pending"
         summary = read_json(folder / "summary.json")
         if isinstance(summary, dict) and summary.get("status") in TERMINAL:
@@ -262,11 +279,18 @@ class SweepStore:
 
     # ------------------------------------------------------------------ lock
     def lock_holder(self) -> dict[str, Any] | None:
-        """The lock's ``{pid, host, started}`` if a live process (or another host) holds it."""
+        """The lock's ``{pid, host, started}`` if a live process (or another host) holds it.
+
+        A lock of a process on this host that is gone is stale; so is one on a URL whose
+        ``heartbeat`` is older than :data:`LEASE_SECONDS`.
+        """
         info = read_json(self.root / LOCK)
         if not isinstance(info, dict):
             return None
         if info.get("host") == socket.gethostname() and not _alive(int(info.get("pid", -1))):
+            return None
+        beat = info.get("heartbeat")
+        if isinstance(beat, int | float) and time.time() - beat > LEASE_SECONDS:
             return None
         return info
 
@@ -274,47 +298,79 @@ class SweepStore:
     def locked(self) -> Iterator[None]:
         """Hold ``run.lock`` for a run; refuses if another live run holds it.
 
-        A lock left by a killed process on this host is stale and taken over; one from
-        another host must be removed by hand (its liveness cannot be checked).
+        A lock left by a killed process on this host is stale and taken over. Locally, one
+        from another host must be removed by hand (its liveness cannot be checked); on a
+        URL the lock is a lease, renewed by a heartbeat thread while the run lasts.
         """
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
+        lock = self.root / LOCK
+        info: dict[str, Any] = {"pid": os.getpid(), "host": socket.gethostname(),
+                                "started": _now()}
+        if not self.root.is_local:
+            info["heartbeat"] = time.time()
         for attempt in range(2):
-            try:  # O_EXCL: of two runs racing for the lock exactly one creates it
-                fd = os.open(self.root / LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if read_json(self.root / LOCK) is None:
-                    time.sleep(0.5)  # a racing run may be between creating and writing it
-                holder = self.lock_holder()
-                if holder is not None:
-                    raise ConfigError(
-                        f"{self.root}: already being run by process {holder.get('pid')} on "
-                        f"{holder.get('host')} since {holder.get('started')} (if that run is "
-                        f"gone, delete {self.root / LOCK})") from None
-                if attempt == 0:  # stale (its process is gone): take it over once
-                    with contextlib.suppress(FileNotFoundError):
-                        (self.root / LOCK).unlink()
-                    continue
-                raise ConfigError(f"{self.root}: could not take {LOCK}; try again") from None
-            with os.fdopen(fd, "w") as fh:
-                fh.write(json.dumps(info))
-                fh.flush()
-                os.fsync(fh.fileno())
-            break
+            # exclusive create: of two runs racing for the lock exactly one creates it
+            if lock.create(json.dumps(info)):
+                break
+            if read_json(lock) is None:
+                time.sleep(0.5)  # a racing run may be between creating and writing it
+            holder = self.lock_holder()
+            if holder is not None:
+                raise ConfigError(
+                    f"{self.root}: already being run by process {holder.get('pid')} on "
+                    f"{holder.get('host')} since {holder.get('started')} (if that run is "
+                    f"gone, delete {lock})")
+            if attempt == 0:  # stale (its process is gone): take it over once
+                lock.remove()
+                continue
+            raise ConfigError(f"{self.root}: could not take {LOCK}; try again")
+        stop = threading.Event()
+        beat = None
+        if "heartbeat" in info:
+            beat = threading.Thread(target=self._heartbeat, args=(info, stop), daemon=True)
+            beat.start()
         try:
             yield
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                if read_json(self.root / LOCK) == info:
-                    (self.root / LOCK).unlink()
+            stop.set()
+            if beat is not None:
+                beat.join()
+            if _same_lock(read_json(lock), info):
+                lock.remove()
+
+    def _heartbeat(self, info: dict[str, Any], stop: threading.Event) -> None:
+        """Renew the lease until ``stop``; gives up quietly if the lock is no longer ours."""
+        lock = self.root / LOCK
+        while not stop.wait(HEARTBEAT_SECONDS):
+            with contextlib.suppress(Exception):  # a failed renewal is retried next beat
+                if not _same_lock(read_json(lock), info):
+                    return
+                info["heartbeat"] = time.time()
+                lock.write_text(json.dumps(info))
 
 
 # ----------------------------------------------------------------------------- helpers
-def read_json(path: Path) -> Any:
+def read_json(path: str | os.PathLike[str] | Location) -> Any:
     """Parsed JSON of ``path``, or ``None`` if it is missing or unreadable."""
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(as_location(path).read_text())
     except (OSError, ValueError):
         return None
+
+
+def _same_lock(found: Any, info: dict[str, Any]) -> bool:
+    keys = ("pid", "host", "started")
+    return isinstance(found, dict) and all(found.get(k) == info[k] for k in keys)
+
+
+def _load_copy(path: Location) -> SweepSpec:
+    """A spec copy of the sweep directory (local: by file name, as before; URL: its text)."""
+    if path.is_local:
+        return load_spec(path.local)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: unreadable spec copy ({exc})") from None
+    return load_spec(raw)
 
 
 def _grouped(old: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -6,15 +6,16 @@ Private to :mod:`scalelaw.train.loop`; the files it writes are described in
 
 from __future__ import annotations
 
+import os
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
 from scalelaw import schedules
+from scalelaw.storage import Location, as_location
 from scalelaw.train import records
 from scalelaw.train.checkpoint import Checkpointer
 from scalelaw.train.config import TrialLike
@@ -57,8 +58,8 @@ def learning_rates(trial: TrialLike) -> np.ndarray:
 class Member:
     """A trial being trained: its directory, schedule, state and loss window."""
 
-    def __init__(self, trial: TrialLike, trial_dir: Path) -> None:
-        self.trial, self.dir = trial, Path(trial_dir)
+    def __init__(self, trial: TrialLike, trial_dir: str | os.PathLike[str] | Location) -> None:
+        self.trial, self.dir = trial, as_location(trial_dir, "trial_dirs")
         self.steps = trial.steps
         self.result: MemberResult | None = None
         self.diverged_step: int | None = None
@@ -86,7 +87,7 @@ class Member:
 
     def prepare(self, fns: StepFns) -> None:
         """Restore the latest complete checkpoint (or initialise) and trim the metrics."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir()
         records.write_text_atomic(self.dir / records.CONFIG, self.trial.to_json() + "\n")
         self.lrs = learning_rates(self.trial)
         opt, p = self.trial.optimizer, self.trial.parametrization

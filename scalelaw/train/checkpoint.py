@@ -13,6 +13,15 @@ checkpoints are ever listed; the two newest are kept). A checkpoint holds two it
   divergence rule's running values, which :mod:`scalelaw.train._member` puts back into
   the state).
 
+On a URL (``s3://``, ``gs://``, any fsspec URL) orbax writes each step into a local
+staging folder (with its usual atomic rename); the finished step is then uploaded to
+``<url>/<step>/`` and :data:`scalelaw.storage.COMMIT_MARKER` written last, so a step
+without its marker (an upload cut short) is never listed or restored. Older steps beyond
+``max_to_keep`` are deleted after the new one is committed; a restore downloads the step
+into the staging folder first. (orbax can write to ``gs://`` itself through TensorStore,
+but not to every fsspec URL, and TensorStore's S3 driver has its own endpoint settings,
+so one staged path serves every backend with the backend's usual configuration.)
+
 Examples
 --------
 >>> import tempfile, jax.numpy as jnp
@@ -31,12 +40,17 @@ Examples
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from scalelaw.storage import COMMIT_MARKER, Location, as_location, committed_steps
 
 __all__ = ["Checkpointer"]
 
@@ -63,24 +77,37 @@ class Checkpointer:
 
     Parameters
     ----------
-    directory : Path
-        Usually ``trial_dir / "ckpt"``; created on first save.
+    directory : path, URL or Location
+        Usually ``trial_dir / "ckpt"``; created on first save. A URL is written through a
+        local staging folder (see the module notes).
     max_to_keep : int or None
         ``None`` keeps every checkpoint (a stable-phase run's branch points).
     """
 
-    def __init__(self, directory: Path, max_to_keep: int | None = 2) -> None:
+    def __init__(self, directory: str | os.PathLike[str] | Location,
+                 max_to_keep: int | None = 2) -> None:
+        self.location = as_location(directory)
+        self.max_to_keep = max_to_keep
+        self._staging: Path | None = None
+        if self.location.is_local:
+            local = self.location.local.absolute()
+        else:
+            self._staging = local = Path(tempfile.mkdtemp(prefix="scalelaw-ckpt-"))
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True)
-        self._manager = ocp.CheckpointManager(Path(directory).absolute(), options=options,
+        self._manager = ocp.CheckpointManager(local, options=options,
                                               item_names=("state", "meta"))
 
     def all_steps(self) -> list[int]:
         """Steps of every complete checkpoint, in increasing order."""
+        if self._staging is not None:
+            return committed_steps(self.location)
         return sorted(self._manager.all_steps())
 
     def latest_step(self) -> int | None:
         """Step of the newest complete checkpoint, or ``None``."""
+        if self._staging is not None:
+            return max(self.all_steps(), default=None)
         return self._manager.latest_step()
 
     def save(self, step: int, state: dict[str, Any], meta: dict[str, Any]) -> None:
@@ -89,11 +116,19 @@ class Checkpointer:
                                   meta=ocp.args.JsonSave(meta))
         self._manager.save(step, args=args, force=True)
         self._manager.wait_until_finished()
+        if self._staging is not None:
+            (self.location / str(step)).upload(self._staging / str(step))
+            steps = self.all_steps()
+            if self.max_to_keep is not None:
+                for old in steps[:-self.max_to_keep]:
+                    (self.location / str(old)).remove()
 
     def restore(self, step: int, like: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The state at ``step``, structured like ``like`` (a member state or its
         ``jax.eval_shape``), and the saved ``meta``."""
         target = _to_tree(like, _abstract)
+        if self._staging is not None:
+            self._fetch(step)
         out = self._manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
         tree, meta = out["state"], out["meta"]
@@ -103,5 +138,18 @@ class Checkpointer:
                  "step": tree["step"], "diverged_step": tree["diverged_step"]}
         return jax.tree.map(jax.numpy.asarray, state), dict(meta)
 
+    def _fetch(self, step: int) -> None:
+        """Download a committed step into the staging folder and tell orbax about it."""
+        if step not in self.all_steps():
+            raise FileNotFoundError(f"{self.location}: no committed checkpoint at step {step}")
+        assert self._staging is not None
+        local = self._staging / str(step)
+        shutil.rmtree(local, ignore_errors=True)
+        (self.location / str(step)).download(local)
+        (local / COMMIT_MARKER).unlink(missing_ok=True)
+        self._manager.reload()
+
     def close(self) -> None:
         self._manager.close()
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)

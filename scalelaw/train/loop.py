@@ -49,6 +49,7 @@ import numpy as np
 
 from scalelaw.cache import enable_compilation_cache
 from scalelaw.corpus import load_corpus
+from scalelaw.storage import Location
 from scalelaw.train._member import Member, MemberResult
 from scalelaw.train.config import MODES, TrialLike
 from scalelaw.train.step import State, StepFns, stack, step_fns, unstack
@@ -68,7 +69,7 @@ def resolve_mode(mode: str) -> str:
     return mode
 
 
-def _check_group(trials: Sequence[TrialLike], trial_dirs: Sequence[Path]) -> None:
+def _check_group(trials: Sequence[TrialLike], trial_dirs: Sequence[Any]) -> None:
     if len(trials) != len(trial_dirs):
         raise ValueError(f"trial_dirs: {len(trial_dirs)} directories for {len(trials)} trials")
     groups = {t.group_id for t in trials}
@@ -179,7 +180,7 @@ def _run(members: list[Member], group: _Group, report: Callable[[int], None],
 
 def train_group(
     trials: Sequence[TrialLike],
-    trial_dirs: Sequence[Path],
+    trial_dirs: Sequence[str | Path | Location],
     *,
     mode: str = "auto",
     progress: Callable[[int], None] | None = None,
@@ -193,9 +194,9 @@ def train_group(
     trials : sequence of TrialLike
         Members of one group (equal ``group_id``), e.g. ``scalelaw.sweep.Group.trials``.
         Only the transformer family is trained.
-    trial_dirs : sequence of Path
+    trial_dirs : sequence of path, URL or Location
         One directory per trial (created if needed); see :mod:`scalelaw.train.records`
-        for the files written there.
+        for the files written there. A URL (``s3://``, ``gs://``) works as a folder does.
     mode : {"auto", "vmap", "sequential"}
         See the module docstring.
     progress : callable, optional
@@ -219,7 +220,7 @@ def train_group(
     """
     _check_group(trials, trial_dirs)
     vmapped = resolve_mode(mode) == "vmap"
-    members = [Member(t, Path(d)) for t, d in zip(trials, trial_dirs, strict=True)]
+    members = [Member(t, d) for t, d in zip(trials, trial_dirs, strict=True)]
     report = progress or (lambda k: None)
     for m in members:
         m.check_dir()

@@ -24,9 +24,14 @@ A trial directory holds:
     ``final_eval_loss``, ``best_eval_loss``, ``tokens``, ``flops``, ``wall_time`` and,
     for failures, ``error``.
 
+The trial directory may be a local folder or a URL (:class:`scalelaw.storage.Location`):
+on an object store every write replaces a whole object (one PUT), so ``metrics.jsonl``
+never has a torn line there and an append rewrites it.
+
 Examples
 --------
 >>> import tempfile
+>>> from pathlib import Path
 >>> d = Path(tempfile.mkdtemp())
 >>> append_rows(d, [{"step": 1, "train_loss": float("nan")}, {"step": 2, "train_loss": 1.5}])
 >>> read_metrics(d)
@@ -43,10 +48,9 @@ import json
 import math
 import os
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-from scalelaw._io import atomic_write
+from scalelaw.storage import Location, as_location
 
 __all__ = ["CONFIG", "METRICS", "SUMMARY", "append_rows", "read_metrics", "read_summary",
            "truncate_metrics", "write_json_atomic"]
@@ -71,38 +75,39 @@ def _dumps(obj: Any, indent: int | None = None) -> str:
     return json.dumps(_clean(obj), allow_nan=False, indent=indent)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (see :func:`scalelaw._io.atomic_write`)."""
-    atomic_write(path, text)
+Where = str | os.PathLike[str] | Location
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
+def write_text_atomic(path: Where, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (see :meth:`scalelaw.storage.Location.write_bytes`)."""
+    as_location(path).write_text(text)
+
+
+def write_json_atomic(path: Where, obj: Any) -> None:
     """Atomically write ``obj`` as JSON (non-finite floats become ``null``)."""
     write_text_atomic(path, _dumps(obj, indent=1) + "\n")
 
 
-def append_rows(trial_dir: Path, rows: Iterable[dict[str, Any]]) -> None:
+def append_rows(trial_dir: Where, rows: Iterable[dict[str, Any]]) -> None:
     """Append rows to ``metrics.jsonl``, then flush and fsync."""
     lines = "".join(_dumps(r) + "\n" for r in rows)
     if not lines:
         return
-    with open(Path(trial_dir) / METRICS, "a") as f:
-        f.write(lines)
-        f.flush()
-        os.fsync(f.fileno())
+    (as_location(trial_dir) / METRICS).append_text(lines)
 
 
-def read_metrics(trial_dir: Path) -> list[dict[str, Any]]:
+def read_metrics(trial_dir: Where) -> list[dict[str, Any]]:
     """The rows of ``trial_dir/metrics.jsonl`` (``[]`` if absent).
 
     A torn last line (a process killed mid-write) is ignored; it is removed when the
     trial resumes.
     """
-    path = Path(trial_dir) / METRICS
-    if not path.exists():
+    try:
+        text = (as_location(trial_dir) / METRICS).read_text()
+    except FileNotFoundError:
         return []
     rows = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
@@ -110,12 +115,13 @@ def read_metrics(trial_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def truncate_metrics(trial_dir: Path, max_step: int) -> None:
+def truncate_metrics(trial_dir: Where, max_step: int) -> None:
     """Keep only rows with ``step <= max_step`` (atomic rewrite; no-op if nothing to drop)."""
-    path = Path(trial_dir) / METRICS
-    if not path.exists():
+    path = as_location(trial_dir) / METRICS
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
         return
-    text = path.read_text()
     rows = read_metrics(trial_dir)
     kept = [r for r in rows if r.get("step", 0) <= max_step]
     if len(kept) == len(rows) and len(rows) == len(text.splitlines()):
@@ -123,9 +129,9 @@ def truncate_metrics(trial_dir: Path, max_step: int) -> None:
     write_text_atomic(path, "".join(_dumps(r) + "\n" for r in kept))
 
 
-def read_summary(trial_dir: Path) -> dict[str, Any] | None:
+def read_summary(trial_dir: Where) -> dict[str, Any] | None:
     """``trial_dir/summary.json`` as a dict, or ``None`` if absent or unreadable."""
-    path = Path(trial_dir) / SUMMARY
+    path = as_location(trial_dir) / SUMMARY
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from scalelaw.storage import Location, as_location
 from scalelaw.train.records import append_rows, read_summary, write_json_atomic
 
 TINY: dict[str, Any] = {
@@ -63,11 +64,11 @@ class FakeTrainer:
             if summary and summary["status"] in ("done", "diverged"):
                 continue
             self.trained.append(trial.trial_id)
-            Path(folder, "config.json").write_text(trial.to_json())
-            out.append(self._train(trial, Path(folder), progress))
+            (as_location(folder) / "config.json").write_text(trial.to_json())
+            out.append(self._train(trial, as_location(folder), progress))
         return out
 
-    def _train(self, trial, folder: Path, progress) -> Any:  # noqa: ANN001
+    def _train(self, trial, folder: Location, progress) -> Any:  # noqa: ANN001
         lr, width = trial.optimizer.lr, trial.model.width
         stop = self.diverge.get(lr)
         rows = []
