@@ -41,6 +41,7 @@ from scalelaw.fit import bootstrap as bs
 from scalelaw.fit import coords as _coords
 from scalelaw.fit.laws import Law, get_law
 from scalelaw.fit.objective import Objective, RowLoss, as_objective
+from scalelaw.fit.objective_spec import read_objective
 from scalelaw.fit.result import FitResult
 from scalelaw.fit.solver import solve
 from scalelaw.fit.table import TableLike, check_bootstrap, read_table, validated_columns
@@ -190,7 +191,7 @@ def fit_law(
         The objective (:mod:`scalelaw.fit.objective`): e.g. ``huber(1e-3)``,
         ``squared("raw")``, ``absolute("log")``, ``asymmetric(10, 1, space="raw")``, a spec
         string as the CLI takes (``"asymmetric:raw:10:mean"``, see
-        :func:`~scalelaw.fit.objective.parse_objective`), or a function ``r -> per-row
+        :func:`~scalelaw.fit.objective_spec.parse_objective`), or a function ``r -> per-row
         loss`` in ``jnp`` applied to log residuals (compiled with ``jax.jit``, never
         exported to the disk cache).
     weights : str or array, optional
@@ -286,7 +287,11 @@ def _objective(law: Law, objective: Objective | str | RowLoss | None,
         if isinstance(delta, str) and delta != "law":
             raise ConfigError(f"delta: a number, None or 'law', got {delta!r}")
         return as_objective(law.huber_delta if delta == "law" else delta)
-    obj = as_objective(objective)
+    if isinstance(objective, int | float):
+        raise ConfigError(f"objective: expected an Objective, a spec such as 'huber:1e-3' or a "
+                          f"function of the residuals, got {objective!r} (a Huber delta goes "
+                          "in delta=)")
+    obj = read_objective(objective)
     if not obj.builtin:
         _check_row_loss(obj)
     return obj

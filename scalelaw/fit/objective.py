@@ -18,8 +18,8 @@ minimiser is the same). The constructors build the usual ones:
 - :func:`custom` — any user function ``r -> per-row loss`` in ``jnp`` (a plain callable
   given to ``fit_law(objective=...)`` is wrapped by it, on log residuals).
 
-:func:`parse_objective` reads the CLI spelling (``huber:1e-3``, ``absolute:raw``,
-``asymmetric:raw:10:mean``; see its docstring). :func:`objective` evaluates the weighted
+:func:`scalelaw.fit.objective_spec.parse_objective` reads the CLI spelling (``huber:1e-3``,
+``absolute:raw``, ``asymmetric:raw:10:mean``). :func:`objective` evaluates the weighted
 objective for a fit-space parameter vector; :func:`penalised` makes a value that is not
 finite, or lies outside fit-space bounds, +inf, so that the best start chosen is admissible.
 Traceable ``jnp`` code, minimised by :mod:`scalelaw.fit.solver`. Built-in objectives are
@@ -83,6 +83,11 @@ class Objective:
         True for the constructors of this module: ``name`` then determines ``loss``, which
         lets compiled programs be cached under it and exported to disk. A user function
         (``builtin=False``) is compared by identity and compiled with plain ``jax.jit``.
+    smooth : callable, optional
+        For a loss with a kink at r = 0 (absolute, asymmetric absolute): ``smooth(r, mu)``,
+        smooth surrogates tending to ``loss`` as ``mu -> 0``, which the solver minimises in
+        turn for decreasing ``mu`` before polishing on ``loss`` itself
+        (:func:`scalelaw.fit.solver.multistart`).
     """
 
     loss: RowLoss
@@ -91,6 +96,7 @@ class Objective:
     space: Space = "log"
     reduction: Reduction = "sum"
     builtin: bool = False
+    smooth: Callable[[Any, Any], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.space not in ("log", "raw"):
@@ -136,14 +142,19 @@ class Objective:
         y = np.asarray(y, np.float64)
         return np.log(y) if self.space == "log" else y
 
+    def residuals(self, law: Law, theta: Any, x: Any, t: Any) -> Any:
+        """``log L̂ − log L`` or ``L̂ − L`` at fit-space ``theta`` (``t = target(y)``)."""
+        import jax.numpy as jnp
+
+        log_pred = law.log_predict_fit(theta, x)
+        return log_pred - t if self.space == "log" else jnp.exp(log_pred) - t
+
     def value(self, law: Law, theta: Any, args: tuple[Any, Any, Any]) -> Any:
         """The weighted objective at fit-space ``theta``; ``args = (x, target, w)``."""
         import jax.numpy as jnp
 
         x, t, w = args
-        log_pred = law.log_predict_fit(theta, x)
-        r = log_pred - t if self.space == "log" else jnp.exp(log_pred) - t
-        total = jnp.sum(w * self.loss(r))
+        total = jnp.sum(w * self.loss(self.residuals(law, theta, x, t)))
         return total if self.reduction == "sum" else total / jnp.sum(w)
 
 
@@ -173,6 +184,13 @@ def _squared(r: Any) -> Any:
     return huber_loss(r, None)
 
 
+def _pseudo_huber(r: Any, mu: Any) -> Any:
+    """sqrt(r² + μ²) − μ: smooth, within μ of |r| (Charbonnier et al. 1994)."""
+    import jax.numpy as jnp
+
+    return jnp.sqrt(r * r + mu * mu) - mu
+
+
 class _Huber:
     """``huber_loss(r, delta)`` with ``delta`` bound (a named, picklable row loss)."""
 
@@ -186,13 +204,13 @@ class _Huber:
 class _Asymmetric:
     """``base(r)`` times ``under`` where r < 0 (under-prediction), ``over`` elsewhere."""
 
-    def __init__(self, base: RowLoss, under: float, over: float) -> None:
+    def __init__(self, base: Callable[..., Any], under: float, over: float) -> None:
         self.base, self.under, self.over = base, under, over
 
-    def __call__(self, r: Any) -> Any:
+    def __call__(self, r: Any, *mu: Any) -> Any:
         import jax.numpy as jnp
 
-        return jnp.where(r < 0, self.under, self.over) * self.base(r)
+        return jnp.where(r < 0, self.under, self.over) * self.base(r, *mu)
 
 
 # ---------------------------------------------------------------------- constructors
@@ -236,14 +254,14 @@ def squared(space: Space = "log", reduction: Reduction = "sum") -> Objective:
 
 
 def absolute(space: Space = "log", reduction: Reduction = "sum") -> Objective:
-    """|r|, least absolute deviations (not smooth at r = 0: the quasi-Newton solver ends
-    within about 1e-6 relative of the optimum rather than at the 1e-12 of smooth losses).
+    """|r|, least absolute deviations. Not smooth at r = 0: the fit first minimises the
+    surrogate sqrt(r² + μ²) − μ for decreasing μ (:attr:`Objective.smooth`), then |r|.
 
     >>> absolute("raw").name
     'absolute:raw'
     """
     return Objective(_absolute, "absolute", "absolute {} residuals", space, reduction,
-                     builtin=True)
+                     builtin=True, smooth=_pseudo_huber)
 
 
 def asymmetric(under: float = 10.0, over: float = 1.0, space: Space = "raw",
@@ -265,10 +283,13 @@ def asymmetric(under: float = 10.0, over: float = 1.0, space: Space = "raw",
     o = _number(over, "asymmetric over-prediction weight")
     if u == 0 and o == 0:
         raise ConfigError("objective: asymmetric weights under and over cannot both be 0")
+    smooth: Callable[[Any, Any], Any] | None = None
     if isinstance(base, Objective):
         row, label, words, builtin = base.loss, base.label, base.label, base.builtin
+        smooth = base.smooth
     elif base == "absolute":
         row, label, words, builtin = _absolute, "absolute", "absolute", True
+        smooth = _pseudo_huber
     elif base == "squared":
         row, label, words, builtin = _squared, "squared", "0.5*squared", True
     else:
@@ -276,7 +297,8 @@ def asymmetric(under: float = 10.0, over: float = 1.0, space: Space = "raw",
                           f"Objective, got {base!r}")
     return Objective(_Asymmetric(row, u, o), f"asymmetric:{_fmt(u)}:{_fmt(o)}:{label}",
                      f"asymmetric {words} {{}} residuals (under-prediction x{u:g}, "
-                     f"over-prediction x{o:g})", space, reduction, builtin=builtin)
+                     f"over-prediction x{o:g})", space, reduction, builtin=builtin,
+                     smooth=None if smooth is None else _Asymmetric(smooth, u, o))
 
 
 def custom(fn: RowLoss, space: Space = "log", reduction: Reduction = "sum",
@@ -301,85 +323,24 @@ def custom(fn: RowLoss, space: Space = "log", reduction: Reduction = "sum",
                      reduction, builtin=False)
 
 
-def as_objective(spec: Objective | str | RowLoss | float | None) -> Objective:
-    """An :class:`Objective` from an objective, a CLI spec string, a user function (log
-    residuals), a Huber δ (float) or ``None`` (least squares, ½r² of log residuals).
+def as_objective(spec: Objective | RowLoss | float | None) -> Objective:
+    """An :class:`Objective` from an objective, a user function (log residuals), a Huber δ
+    (float) or ``None`` (least squares, ½r² of log residuals); text specs are read by
+    :func:`scalelaw.fit.objective_spec.read_objective`.
 
-    >>> as_objective(1e-3) == huber(1e-3) == as_objective("huber")
+    >>> as_objective(1e-3) == huber(1e-3)
     True
     """
     if isinstance(spec, Objective):
         return spec
     if spec is None:
         return squared("log")
-    if isinstance(spec, str):
-        return parse_objective(spec)
     if isinstance(spec, int | float) and not isinstance(spec, bool):
         return huber(spec)
     if callable(spec):
         return custom(spec)
     raise ConfigError(f"objective: expected an Objective, a spec such as 'huber:1e-3' or a "
                       f"function of the residuals, got {type(spec).__name__}")
-
-
-SPEC_HELP = ("huber[:DELTA], squared, absolute, asymmetric[:UNDER[:OVER]][:absolute|squared]; "
-             "each with :log or :raw and optionally :mean")
-
-
-def parse_objective(spec: str) -> Objective:
-    """Read an objective from ``NAME[:TOKEN...]`` (the CLI's ``--objective``).
-
-    ``NAME`` is ``huber``, ``squared``, ``absolute`` or ``asymmetric``. Tokens, in any order:
-    ``log`` or ``raw`` (the residual space; default log, raw for asymmetric), ``mean``
-    (instead of the sum), ``absolute`` / ``squared`` (asymmetric's base), and numbers:
-    Huber's δ (default 1e-3), asymmetric's under- then over-prediction weights (defaults
-    10 and 1). :attr:`Objective.name` is such a spec.
-
-    >>> parse_objective("asymmetric:raw:10:mean").describe()
-    'mean asymmetric absolute raw residuals (under-prediction x10, over-prediction x1)'
-    >>> parse_objective("huber:1e-2:raw").name
-    'huber:0.01:raw'
-    >>> parse_objective("cauchy")
-    Traceback (most recent call last):
-    ...
-    scalelaw.errors.ConfigError: objective: unknown objective 'cauchy' (huber[:DELTA], ...
-    """
-    name, *tokens = [t.strip() for t in str(spec).strip().split(":")]
-    name = name.lower()
-    space: str | None = None
-    reduction = "sum"
-    base: str | None = None
-    numbers: list[float] = []
-    if name not in ("huber", "squared", "absolute", "asymmetric"):
-        raise ConfigError(f"objective: unknown objective {name!r} ({SPEC_HELP})")
-    for token in tokens:
-        low = token.lower()
-        if low in ("log", "raw") and space is None:
-            space = low
-        elif low == "mean" and reduction == "sum":
-            reduction = "mean"
-        elif low in ("absolute", "squared") and name == "asymmetric" and base is None:
-            base = low
-        else:
-            try:
-                numbers.append(float(low))
-            except ValueError:
-                raise ConfigError(f"objective: cannot read {token!r} in {spec!r} "
-                                  f"({SPEC_HELP})") from None
-    most = {"huber": 1, "asymmetric": 2}.get(name, 0)
-    if len(numbers) > most:
-        raise ConfigError(f"objective: {name} takes {most or 'no'} number(s), got {spec!r} "
-                          f"({SPEC_HELP})")
-    red: Reduction = "mean" if reduction == "mean" else "sum"
-    if name == "asymmetric":
-        under = numbers[0] if numbers else 10.0
-        over = numbers[1] if len(numbers) > 1 else 1.0
-        return asymmetric(under, over, "log" if space == "log" else "raw",
-                          "squared" if base == "squared" else "absolute", red)
-    sp: Space = "raw" if space == "raw" else "log"
-    if name == "huber":
-        return huber(numbers[0] if numbers else 1e-3, sp, red)
-    return squared(sp, red) if name == "squared" else absolute(sp, red)
 
 
 # ---------------------------------------------------------------------- evaluation

@@ -139,14 +139,60 @@ def multistart(starts: Any, args: Any, *, law: Law, objective: Objective, coords
         theta, value, _ = jax.vmap(lambda t: run(t, args, screen_steps, 1e-10))(starts)
         order = jnp.argsort(jnp.where(jnp.isnan(value), jnp.inf, value))[:keep]
         theta, value = theta[order], value[order]
+    if objective.smooth is not None:
+        theta, value = _continuation(law, objective, coords, theta, value, args, max_steps, tol)
+    return _polish(law, objective, coords, theta, value, args, max_steps, tol)
+
+
+def _polish(law: Law, obj: Objective, coords: Coords, theta: Any, value: Any, args: Any,
+            max_steps: int, tol: float) -> tuple[Any, ...]:
+    """Whiten at the best of ``theta`` (K, F) and run whitened BFGS from each."""
+    import jax
+    import jax.numpy as jnp
+
     best = theta[jnp.argmin(jnp.where(jnp.isnan(value), jnp.inf, value))]
-    precond, scale = whitening(law, objective, best, args, coords)
+    precond, scale = whitening(law, obj, best, args, coords)
     z0 = jnp.linalg.solve(precond, (theta - best).T).T
     z0 = jnp.where(jnp.isfinite(z0), z0, 0.0)
     _, theta, value, steps, ok = jax.vmap(
-        lambda z: whitened_run(law, objective, coords, best, precond, scale, z, args,
+        lambda z: whitened_run(law, obj, coords, best, precond, scale, z, args,
                                max_steps, tol))(z0)
     return theta, value, steps, ok
+
+
+#: Smoothing levels of :func:`_continuation`: mu = (mean |r| at the best start) x these.
+SMOOTHING = tuple(10.0 ** -k for k in range(1, 9))
+
+
+def _continuation(law: Law, obj: Objective, coords: Coords, theta: Any, value: Any, args: Any,
+                  max_steps: int, tol: float) -> tuple[Any, Any]:
+    """Polish on ``obj.smooth(r, mu)`` for decreasing ``mu`` (:data:`SMOOTHING`), each level
+    warm-started from the last: a loss with a kink at r = 0 (|r|) defeats quasi-Newton
+    steps, its smooth surrogates do not, and their minimisers converge to its minimiser as
+    mu -> 0 (smoothing continuation; e.g. Chen 2012, Math. Program. 134, "Smoothing
+    methods for nonsmooth, nonconvex minimization"). One ``lax.scan`` over the levels."""
+    import dataclasses
+
+    import jax
+    import jax.numpy as jnp
+
+    smooth = obj.smooth
+    assert smooth is not None
+    x, t, w = args
+    best = theta[jnp.argmin(jnp.where(jnp.isnan(value), jnp.inf, value))]
+    r = obj.residuals(law, coords.theta(best), x, t)
+    level = jnp.sum(w * jnp.abs(r)) / jnp.sum(w)
+    level = jnp.where(jnp.isfinite(level) & (level > 0), level, 1.0)
+
+    def stage(carry: tuple[Any, Any], mu: Any) -> tuple[tuple[Any, Any], None]:
+        th, val = carry
+        surrogate = dataclasses.replace(obj, loss=lambda q: smooth(q, mu), smooth=None)
+        th, val, _, _ = _polish(law, surrogate, coords, th, val, args, max_steps, tol)
+        return (th, val), None
+
+    mus = level * jnp.asarray(SMOOTHING, dtype=theta.dtype)
+    (theta, value), _ = jax.lax.scan(stage, (theta, value), mus)
+    return theta, value
 
 
 def refits(theta0: Any, precond: Any, scale: Any, z0: Any, x: Any, target: Any, weights: Any,
