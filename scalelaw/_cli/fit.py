@@ -9,7 +9,7 @@ import typer
 
 LAWS_HELP = "batch_c, batch_d, chinchilla, data_constrained, farseer, kaplan, lr_c, lr_nd"
 OBJECTIVE_HELP = (
-    "Objective: NAME[:TOKEN...], NAME huber, squared, absolute or asymmetric; tokens log|raw "
+    "Objective: NAME, then :TOKENs; NAME huber, squared, absolute or asymmetric; tokens log|raw "
     "(residual space), mean (instead of sum), numbers (huber's delta; asymmetric's under- "
     "then over-prediction weights), absolute|squared (asymmetric's base). Examples: "
     "huber:1e-3 (the default for loss laws), squared:raw, absolute:log, "
@@ -46,7 +46,8 @@ def fit_cmd(
 ) -> None:
     """Fit a loss law L(N, D) to a table of runs.
 
-    A robust fit from the law's full grid of starts; prints the parameters and the
+    A robust fit from the law's full grid of starts, by default Hoffmann et al.'s sum of
+    Huber(1e-3) log residuals (--objective changes it); prints the parameters and the
     objective.
 
     --law farseer uses Farseer's own differential piecewise procedure (Li et al. 2025,
