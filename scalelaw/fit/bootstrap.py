@@ -102,7 +102,9 @@ def refit_weighted(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, theta0:
     parameters (``theta0`` and the returned ``theta`` are full fit-space vectors, fixed
     values carried constant); ``full_weights`` the full-data fit's row weights (default
     ones), used to whiten at ``theta0``. ``weights`` are the refits' complete row weights
-    (bootstrap counts × user weights).
+    (bootstrap counts × user weights). A loss with a kink (absolute, asymmetric absolute)
+    is refitted through its smooth surrogates first, as the full-data fit is
+    (:func:`scalelaw.fit.solver.refits`).
 
     Every refit minimises the weighted objective in coordinates whitened at ``theta0``
     (:func:`scalelaw.fit.solver.whitening`: unit Hessian for the full data, objective
@@ -134,11 +136,12 @@ def refit_weighted(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, theta0:
     with jax.enable_x64(True):
         t0 = jnp.asarray(coords.to_u(theta0), jnp.float64)
         whiten = compiled("whitening", solver.full_data_whitening, law, **static)
-        precond, scale = whiten(t0, xs, target, w_full)
+        precond, scale, *smoothing = whiten(t0, xs, target, w_full)
+        levels = smoothing[0] if smoothing else None  # a kinked loss: continuation levels
         fn = compiled("refits", solver.refits, law, **static, max_steps=max_steps, tol=tol,
                       chunk=chunk)
         z, theta, value, steps, ok = (np.array(a) for a in fn(
-            t0, precond, scale, np.zeros((len(weights), t0.size)), xr, yr, w))
+            t0, precond, scale, np.zeros((len(weights), t0.size)), xr, yr, w, levels))
         todo = np.flatnonzero(~ok)
         if todo.size and straggler_steps > 0:
             bucket = min(len(weights), max(16, 1 << int(np.ceil(np.log2(todo.size)))))

@@ -162,6 +162,28 @@ def _polish(law: Law, obj: Objective, coords: Coords, theta: Any, value: Any, ar
 
 #: Smoothing levels of :func:`_continuation`: mu = (mean |r| at the best start) x these.
 SMOOTHING = tuple(10.0 ** -k for k in range(1, 9))
+#: Step cap of each continuation level in bootstrap refits (whose own cap is small).
+STAGE_STEPS = 200
+
+
+def surrogate(obj: Objective, mu: Any) -> Objective:
+    """``obj`` with its row loss replaced by the smooth ``obj.smooth(r, mu)``."""
+    import dataclasses
+
+    smooth = obj.smooth
+    assert smooth is not None
+    return dataclasses.replace(obj, loss=lambda q: smooth(q, mu), smooth=None)
+
+
+def smoothing_levels(law: Law, obj: Objective, coords: Coords, u: Any, args: Any) -> Any:
+    """The mu of each continuation level: (weighted mean |r| at ``u``) x :data:`SMOOTHING`."""
+    import jax.numpy as jnp
+
+    x, t, w = args
+    r = obj.residuals(law, coords.theta(u), x, t)
+    level = jnp.sum(w * jnp.abs(r)) / jnp.sum(w)
+    level = jnp.where(jnp.isfinite(level) & (level > 0), level, 1.0)
+    return level * jnp.asarray(SMOOTHING, dtype=u.dtype)
 
 
 def _continuation(law: Law, obj: Objective, coords: Coords, theta: Any, value: Any, args: Any,
@@ -171,45 +193,49 @@ def _continuation(law: Law, obj: Objective, coords: Coords, theta: Any, value: A
     steps, its smooth surrogates do not, and their minimisers converge to its minimiser as
     mu -> 0 (smoothing continuation; e.g. Chen 2012, Math. Program. 134, "Smoothing
     methods for nonsmooth, nonconvex minimization"). One ``lax.scan`` over the levels."""
-    import dataclasses
-
     import jax
     import jax.numpy as jnp
 
-    smooth = obj.smooth
-    assert smooth is not None
-    x, t, w = args
     best = theta[jnp.argmin(jnp.where(jnp.isnan(value), jnp.inf, value))]
-    r = obj.residuals(law, coords.theta(best), x, t)
-    level = jnp.sum(w * jnp.abs(r)) / jnp.sum(w)
-    level = jnp.where(jnp.isfinite(level) & (level > 0), level, 1.0)
 
     def stage(carry: tuple[Any, Any], mu: Any) -> tuple[tuple[Any, Any], None]:
         th, val = carry
-        surrogate = dataclasses.replace(obj, loss=lambda q: smooth(q, mu), smooth=None)
-        th, val, _, _ = _polish(law, surrogate, coords, th, val, args, max_steps, tol)
+        th, val, _, _ = _polish(law, surrogate(obj, mu), coords, th, val, args, max_steps, tol)
         return (th, val), None
 
-    mus = level * jnp.asarray(SMOOTHING, dtype=theta.dtype)
+    mus = smoothing_levels(law, obj, coords, best, args)
     (theta, value), _ = jax.lax.scan(stage, (theta, value), mus)
     return theta, value
 
 
 def refits(theta0: Any, precond: Any, scale: Any, z0: Any, x: Any, target: Any, weights: Any,
-           *, law: Law, objective: Objective, coords: Coords, max_steps: int, tol: float,
-           chunk: int = 500) -> tuple[Any, ...]:
+           levels: Any = None, *, law: Law, objective: Objective, coords: Coords,
+           max_steps: int, tol: float, chunk: int = 500) -> tuple[Any, ...]:
     """One whitened BFGS refit per resample (bootstrap), from ``z0``, vectorised.
 
     ``x`` (each input), ``target`` and ``weights`` have one row per resample: that
     resample's rows (see :func:`scalelaw.fit.bootstrap.compact_resamples`). Resamples run
     ``chunk`` at a time (``jax.lax.map``), each chunk vmapped in its own solver loop: the
     per-step arrays stay cache-sized and a chunk stops as soon as its own refits have
-    converged.
+    converged. ``levels`` (from :func:`full_data_whitening` for a kinked loss: each
+    continuation level's mu, whitening and scale) runs the refit through the smooth
+    surrogates first, as the full-data fit does (:func:`_continuation`).
     """
     import jax
+    import jax.numpy as jnp
 
     def run(a: tuple[Any, ...]) -> tuple[Any, ...]:
         z, xr, yr, w = a
+        if levels is not None:
+            def stage(th: Any, level: tuple[Any, Any, Any]) -> tuple[Any, None]:
+                mu, p, s = level
+                zz = jnp.linalg.solve(p, th - theta0)
+                out = whitened_run(law, surrogate(objective, mu), coords, theta0, p, s, zz,
+                                   (xr, yr, w), max(max_steps, STAGE_STEPS), tol)
+                return out[1], None
+
+            th, _ = jax.lax.scan(stage, theta0 + precond @ z, levels)
+            z = jnp.linalg.solve(precond, th - theta0)
         return whitened_run(law, objective, coords, theta0, precond, scale, z, (xr, yr, w),
                             max_steps, tol)
 
@@ -218,8 +244,19 @@ def refits(theta0: Any, precond: Any, scale: Any, z0: Any, x: Any, target: Any, 
 
 def full_data_whitening(theta: Any, x: Any, target: Any, weights: Any, *, law: Law,
                         objective: Objective, coords: Coords) -> tuple:
-    """:func:`whitening` at the full-data fit (its row ``weights``), a compiled program."""
-    return whitening(law, objective, theta, (x, target, weights), coords)
+    """:func:`whitening` at the full-data fit (its row ``weights``), a compiled program;
+    for a kinked loss also ``levels`` for :func:`refits`: each continuation level's mu
+    and the surrogate's whitening there."""
+    import jax
+
+    args = (x, target, weights)
+    precond, scale = whitening(law, objective, theta, args, coords)
+    if objective.smooth is None:
+        return precond, scale
+    mus = smoothing_levels(law, objective, coords, theta, args)
+    ps, ss = jax.vmap(lambda mu: whitening(law, surrogate(objective, mu), theta, args,
+                                           coords))(mus)
+    return precond, scale, (mus, ps, ss)
 
 
 def solve(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, *,

@@ -161,15 +161,22 @@ def test_absolute_and_asymmetric_on_a_linear_law_match_linprog(spec, under):
     """log lr = log c + p log N + q log D: least absolute deviations and its asymmetric
     (quantile) form are linear programmes with exact solutions."""
     df = lr_table()
-    res = fit_law(df, "lr_nd", loss="lr", objective=spec)
+    res = fit_law(df, "lr_nd", loss="lr", objective=spec, bootstrap=8, seed=4)
     X = np.c_[np.ones(len(df)), np.log(df["N"]), np.log(df["D"])]
-    beta, fun = _lad(X, np.log(df["lr"].to_numpy()), under=under)
+    y = np.log(df["lr"].to_numpy())
+    beta, fun = _lad(X, y, under=under)
     theta = np.array(list(res.metadata["fit_params"].values()))
     assert res.objective == pytest.approx(fun, rel=1e-7)
     np.testing.assert_allclose(theta, beta, atol=1e-5)
-    r = X @ theta - np.log(df["lr"].to_numpy())
+    r = X @ theta - y
     if under > 1:  # under-prediction costs 4x: about 1/5 of the rows are under-predicted
         assert (r < -1e-9).sum() <= len(r) / 5 + 3 < (r > 1e-9).sum()
+    # every bootstrap refit is at its own resample's optimum (weighted LAD: rows scaled)
+    for i, c in enumerate(bs.resample_counts(len(df), 8, seed=4)):
+        t = np.array([np.log(res.samples["c"][i]), res.samples["p"][i], res.samples["q"][i]])
+        _, best = _lad(X * c[:, None], y * c, under=under)
+        rc = c * (X @ t - y)
+        assert np.sum(np.where(rc < 0, under, 1.0) * np.abs(rc)) == pytest.approx(best, rel=1e-7)
 
 
 @pytest.mark.slow
