@@ -32,7 +32,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from scalelaw.fit import solver
+from scalelaw.fit.coords import Coords, make_coords
 from scalelaw.fit.laws import Law, get_law
+from scalelaw.fit.objective import Objective, as_objective
 from scalelaw.fit.programs import compiled
 from scalelaw.fit.result import FitResult
 
@@ -89,10 +91,20 @@ class Refits(NamedTuple):
 
 
 def refit_weighted(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, theta0: np.ndarray,
-                   weights: np.ndarray, *, delta: float | None, tol: float = 1e-12,
-                   max_steps: int = 20, straggler_steps: int = 1000,
+                   weights: np.ndarray, *, objective: Objective | float | None,
+                   coords: Coords | None = None, full_weights: np.ndarray | None = None,
+                   tol: float = 1e-12, max_steps: int = 20, straggler_steps: int = 1000,
                    chunk: int = 500) -> Refits:
     """Refit once per row of ``weights`` from ``theta0`` (the full-data optimum).
+
+    ``objective`` is the fit's (or a Huber δ, as
+    :func:`~scalelaw.fit.objective.as_objective` reads it); ``coords`` its fixed and bounded
+    parameters (``theta0`` and the returned ``theta`` are full fit-space vectors, fixed
+    values carried constant); ``full_weights`` the full-data fit's row weights (default
+    ones), used to whiten at ``theta0``. ``weights`` are the refits' complete row weights
+    (bootstrap counts × user weights). A loss with a kink (absolute, asymmetric absolute)
+    is refitted through its smooth surrogates first, as the full-data fit is
+    (:func:`scalelaw.fit.solver.refits`).
 
     Every refit minimises the weighted objective in coordinates whitened at ``theta0``
     (:func:`scalelaw.fit.solver.whitening`: unit Hessian for the full data, objective
@@ -112,37 +124,48 @@ def refit_weighted(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, theta0:
     import jax
     import jax.numpy as jnp
 
+    obj = as_objective(objective)
+    coords = make_coords(law) if coords is None else coords
     weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
     xs = {k: np.asarray(v, np.float64) for k, v in x.items()}
-    log_y = np.log(np.asarray(y, np.float64))
+    target = obj.target(y)
+    w_full = np.ones_like(target) if full_weights is None else np.asarray(full_weights, float)
     idx, w = compact_resamples(weights)  # gathered on the host: no eager device ops
-    xr, yr = {k: v[idx] for k, v in xs.items()}, log_y[idx]
+    xr, yr = {k: v[idx] for k, v in xs.items()}, target[idx]
+    static: dict[str, Any] = {"objective": obj, "coords": coords}
     with jax.enable_x64(True):
-        t0 = jnp.asarray(theta0, jnp.float64)
-        whiten = compiled("whitening", solver.full_data_whitening, law, delta=delta)
-        precond, scale = whiten(t0, xs, log_y)
-        fn = compiled("refits", solver.refits, law, delta=delta, max_steps=max_steps, tol=tol,
+        t0 = jnp.asarray(coords.to_u(theta0), jnp.float64)
+        whiten = compiled("whitening", solver.full_data_whitening, law, **static)
+        precond, scale, *smoothing = whiten(t0, xs, target, w_full)
+        levels = smoothing[0] if smoothing else None  # a kinked loss: continuation levels
+        fn = compiled("refits", solver.refits, law, **static, max_steps=max_steps, tol=tol,
                       chunk=chunk)
         z, theta, value, steps, ok = (np.array(a) for a in fn(
-            t0, precond, scale, np.zeros((len(weights), t0.size)), xr, yr, w))
+            t0, precond, scale, np.zeros((len(weights), t0.size)), xr, yr, w, levels))
         todo = np.flatnonzero(~ok)
         if todo.size and straggler_steps > 0:
             bucket = min(len(weights), max(16, 1 << int(np.ceil(np.log2(todo.size)))))
             pick = np.resize(todo, bucket)  # pad by repeating to a power-of-two batch
-            fn2 = compiled("refits", solver.refits, law, delta=delta,
+            fn2 = compiled("refits", solver.refits, law, **static,
                            max_steps=straggler_steps, tol=tol, chunk=min(chunk, bucket))
             out = fn2(t0, precond, scale, z[pick], {k: v[pick] for k, v in xr.items()},
                       yr[pick], w[pick])
             _, th2, v2, s2, ok2 = (np.asarray(a)[:todo.size] for a in out)
             theta[todo], value[todo], ok[todo] = th2, v2, ok2
             steps[todo] += s2
-    return Refits(theta, value, steps, ok.astype(bool))
+    return Refits(coords.theta_np(theta), value, steps, ok.astype(bool))
 
 
 def bootstrap_samples(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray,
                       theta: np.ndarray, *, n_resamples: int, seed: int = 0,
-                      delta: float | None = 1e-3) -> tuple[dict[str, list[float]], dict]:
+                      objective: Objective | float | None = 1e-3,
+                      coords: Coords | None = None, weights: np.ndarray | None = None,
+                      ) -> tuple[dict[str, list[float]], dict]:
     """Bootstrap draws of every natural parameter and derived quantity, and a summary.
+
+    Rows are resampled uniformly; a resample's row weights are its counts times the user's
+    ``weights`` (default ones), so a row of weight 0 stays out of every refit. Fixed
+    parameters (``coords``) are carried constant in every draw.
 
     Refits that failed (non-finite objective) or did not converge within the step caps
     are stored as NaN, which :meth:`FitResult.interval` and :meth:`FitResult.stderr`
@@ -151,7 +174,10 @@ def bootstrap_samples(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray,
     if n_resamples < 2:
         raise ValueError(f"bootstrap: need at least 2 resamples, got {n_resamples}")
     counts = resample_counts(len(y), n_resamples, seed)
-    fits = refit_weighted(law, x, y, theta, counts, delta=delta)
+    if weights is not None:
+        counts = counts * np.asarray(weights, np.float64)
+    fits = refit_weighted(law, x, y, theta, counts, objective=objective, coords=coords,
+                          full_weights=weights)
     names = [*law.natural_names, *law.derived_values(law.to_natural(theta))]
     draws: dict[str, list[float]] = {k: [] for k in names}
     for t, v, ok in zip(fits.theta, fits.objective, fits.converged, strict=True):

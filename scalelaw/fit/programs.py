@@ -13,10 +13,13 @@ it) a program of a built-in law is also written once as a serialised
 dtypes, the backend, the versions of JAX and the solver libraries and a hash of the fit's
 own source; a later process deserialises it (milliseconds) instead of importing
 optimistix and tracing, and its compilation then hits JAX's persistent cache.
-User-defined laws (whose formula may change between runs without the key noticing) are
-never exported. Each version of the fit's code and libraries writes into its own folder
-(named by that fingerprint); starting a new one removes the others, so upgrades do not
-pile up stale programs.
+The key includes the objective (:attr:`~scalelaw.fit.objective.Objective.name`, which
+determines a built-in objective's code) and the fixed and bounded parameters, so a program
+exported for one objective is never loaded for another. User-defined laws and user
+objective functions (whose code may change between runs without the key noticing) are
+never exported: they are traced and jitted in each process. Each version of the fit's code
+and libraries writes into its own folder (named by that fingerprint); starting a new one
+removes the others, so upgrades do not pile up stale programs.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from scalelaw.fit.laws import Law
 
 _COMPILED: dict[tuple[Any, ...], Any] = {}
 _EXPORT_DIR: Path | None = None
-_SOURCES = ("programs.py", "objective.py", "solver.py", "laws.py")
+_SOURCES = ("programs.py", "objective.py", "coords.py", "solver.py", "laws.py")
 _LIBRARIES = ("jax", "jaxlib", "optimistix", "equinox", "lineax")
 _TRACE_CONFIG = ("jax_debug_nans", "jax_debug_infs", "jax_default_matmul_precision",
                  "jax_numpy_dtype_promotion", "jax_numpy_rank_promotion")
@@ -68,10 +71,13 @@ def compiled(kind: str, program: Callable[..., Any], law: Law, **static: Any) ->
     :func:`~scalelaw.fit.solver.refits`, :func:`~scalelaw.fit.solver.full_data_whitening`):
     with the cache on and ``law`` built in, a program found on disk under its kind, law,
     settings and argument shapes is loaded instead of traced (see the module docstring).
+    ``static`` values must be hashable; one with ``exportable`` false (a user objective
+    function) keeps the program out of the disk cache.
     """
     key = (kind, program, id(law), law.name, tuple(sorted(static.items())), _EXPORT_DIR)
     if key not in _COMPILED:
-        if _EXPORT_DIR is not None and _exportable(law):
+        exportable = all(getattr(v, "exportable", True) for v in static.values())
+        if _EXPORT_DIR is not None and exportable and _exportable(law):
             fn: Any = _ExportedProgram(kind, program, law, static, _EXPORT_DIR)
         else:
             import jax

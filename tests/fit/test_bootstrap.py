@@ -143,7 +143,7 @@ def test_refits_match_tight_scipy():
     from scalelaw.fit.bootstrap import refit_weighted
 
     law, x, y, theta, counts = _refit_inputs(16)
-    fits = refit_weighted(law, x, y, theta, counts, delta=1e-3)
+    fits = refit_weighted(law, x, y, theta, counts, objective=1e-3)
     assert fits.converged.all()
     lN, lD, lL = np.log(x["N"]), np.log(x["D"]), np.log(y)
 
@@ -169,14 +169,14 @@ def test_stragglers_refit_separately_and_unconverged_are_reported():
     from scalelaw.fit.bootstrap import refit_weighted
 
     law, x, y, theta, counts = _refit_inputs(64)
-    full = refit_weighted(law, x, y, theta, counts, delta=1e-3, max_steps=500)
+    full = refit_weighted(law, x, y, theta, counts, objective=1e-3, max_steps=500)
     assert full.converged.all()
     # a tiny first-pass cap: most refits become stragglers, finished in the second pass
-    split = refit_weighted(law, x, y, theta, counts, delta=1e-3, max_steps=2)
+    split = refit_weighted(law, x, y, theta, counts, objective=1e-3, max_steps=2)
     assert split.converged.all() and (split.steps > 2).sum() > 32
     np.testing.assert_allclose(split.objective, full.objective, rtol=1e-8)
     # no second pass: the unconverged refits are flagged and counted, not passed off
-    capped = refit_weighted(law, x, y, theta, counts, delta=1e-3, max_steps=2,
+    capped = refit_weighted(law, x, y, theta, counts, objective=1e-3, max_steps=2,
                             straggler_steps=0)
     summary = capped.summary()
     assert summary["not_converged"] == (~capped.converged).sum() > 32
@@ -213,8 +213,8 @@ def test_refits_do_not_depend_on_the_chunk_size():
     from scalelaw.fit.bootstrap import refit_weighted
 
     law, x, y, theta, counts = _refit_inputs(40)
-    a = refit_weighted(law, x, y, theta, counts, delta=1e-3)
-    b = refit_weighted(law, x, y, theta, counts, delta=1e-3, chunk=7)  # 5 chunks + a rest
+    a = refit_weighted(law, x, y, theta, counts, objective=1e-3)
+    b = refit_weighted(law, x, y, theta, counts, objective=1e-3, chunk=7)  # 5 chunks + a rest
     assert a.converged.all() and b.converged.all()
     np.testing.assert_allclose(b.objective, a.objective, rtol=1e-12)
     np.testing.assert_allclose(b.theta, a.theta, rtol=1e-6)  # flat optimum: theta to ~1e-8

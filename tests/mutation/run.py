@@ -119,8 +119,8 @@ MUTANTS: tuple[Mutant, ...] = (
            "] = 0.0025,", "] = 0.025,",
            ("tests/fit/test_guards.py",), "Step Law band 2.5% in fit-hparams --threshold"),
     Mutant("huber_mean", "scalelaw/fit/objective.py",
-           "return jnp.sum(w * huber(law.log_predict_fit(theta, x) - log_y, delta))",
-           "return jnp.mean(w * huber(law.log_predict_fit(theta, x) - log_y, delta))",
+           "total = jnp.sum(w * self.loss(r))",
+           "total = jnp.mean(w * self.loss(r))",
            ("tests/fit/test_guards.py",), "Huber objective averaged instead of summed"),
 )
 
