@@ -46,11 +46,12 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PosixPath, WindowsPath
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from scalelaw.errors import ConfigError
+from scalelaw.storage import Location
 from scalelaw.sweep.executor_config import ExecutorConfig
 from scalelaw.sweep.executors import (
     FINAL,
@@ -308,7 +309,7 @@ class _Running:
     """A submitted group: its folders, start time and the member-steps reported so far."""
 
     group: Group
-    dirs: list[Path]
+    dirs: list[Path | Location]
     started: float = field(default_factory=time.perf_counter)
     reported: int = 0
 
@@ -321,7 +322,7 @@ class _Running:
         return delta
 
 
-def _steps_on_disk(folder: Path, steps: int) -> int:
+def _steps_on_disk(folder: Path | Location, steps: int) -> int:
     """A member's steps as its files show them: all if final, else its last logged step."""
     summary = read_json(folder / "summary.json")
     if isinstance(summary, dict) and summary.get("status") in FINAL:
@@ -329,14 +330,17 @@ def _steps_on_disk(folder: Path, steps: int) -> int:
     return min(steps, _last_step(folder / "metrics.jsonl"))
 
 
-def _last_step(path: Path, tail: int = 65536) -> int:
+def _last_step(path: Path | Location, tail: int = 65536) -> int:
     """The ``step`` of the last complete row of a ``metrics.jsonl`` (0 if none)."""
     try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - tail))
-            lines = fh.read().splitlines()
+        if isinstance(path, Location) and not path.is_local:
+            lines = path.read_bytes()[-tail:].splitlines()
+        else:
+            with open(path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                size = fh.tell()
+                fh.seek(max(0, size - tail))
+                lines = fh.read().splitlines()
     except OSError:
         return 0
     for line in reversed(lines):
@@ -347,6 +351,7 @@ def _last_step(path: Path, tail: int = 65536) -> int:
     return 0
 
 
-def _absolute(path: Path) -> Path:
-    """A local path made absolute (workers do not share the driver's working directory)."""
-    return path.absolute() if type(path) in (PosixPath, WindowsPath) else path
+def _absolute(where: Location) -> Path | Location:
+    """A local folder as an absolute path (workers do not share the driver's working
+    directory); a URL as it is (every worker reaches it through its own backend)."""
+    return where.local.absolute() if where.is_local else where
