@@ -34,6 +34,8 @@ _EXPORTS: dict[str, str] = {
     "Parametrization": "scalelaw.mup.rules",
     "infer_roles": "scalelaw.mup.roles",
     "adamw": "scalelaw.mup.optim",
+    "apply_mup": "scalelaw.mup.any_model",
+    "MupSetup": "scalelaw.mup.any_model",
     "multipliers_table": "scalelaw.mup.tables",
     "coord_check": "scalelaw.models.coord_check",
     "top_singular_values": "scalelaw.mup.diagnostics",
@@ -98,6 +100,7 @@ if TYPE_CHECKING:
     from scalelaw.models.coord_check import coord_check
     from scalelaw.models.mlp import MLP
     from scalelaw.models.transformer import Transformer
+    from scalelaw.mup.any_model import MupSetup, apply_mup
     from scalelaw.mup.diagnostics import top_singular_values
     from scalelaw.mup.optim import adamw
     from scalelaw.mup.roles import infer_roles
@@ -113,12 +116,12 @@ if TYPE_CHECKING:
     from scalelaw.train.loop import train_group
 
 __all__ = [
-    "__version__", "adamw", "collect", "compute_optimal", "ConfigError", "constant",
+    "__version__", "adamw", "apply_mup", "collect", "compute_optimal", "ConfigError", "constant",
     "coord_check", "cosine", "DivergenceRule", "FieldError", "fit_bowl", "fit_farseer",
     "fit_hparams", "fit_law", "fit_lr_transfer", "fit_power_schedule", "FitResult",
     "flops_per_token", "get_law", "infer_roles", "isoflop_fit", "Law", "leave_one_cell_out",
     "list_laws", "load_corpus", "load_fit", "load_spec", "loss_points", "MLP",
-    "multipliers_table", "param_count", "Parametrization", "power", "predict_farseer",
+    "multipliers_table", "MupSetup", "param_count", "Parametrization", "power", "predict_farseer",
     "predict_hparams", "predict_lr", "prediction_interval", "recommend",
     "recommend_from_sweep", "Recommendation", "register_law", "results_table", "run_sweep",
     "sweep_status", "SweepRecommendation", "top_singular_values", "train_group", "Transformer",
