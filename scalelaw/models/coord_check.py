@@ -8,8 +8,9 @@ every module's l1 stable as the width grows, SP does not.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -52,10 +53,12 @@ def _multiples_of_16(widths: list[int]) -> None:
 
 
 def coord_check(
-    model: str = "mlp",
-    parametrization: Parametrization | str = "mup",
+    model: str | Callable[..., Any] = "mlp",
+    batch: Any = None,
     widths: Sequence[int] = (128, 512),
     *,
+    parametrization: Parametrization | str = "mup",
+    loss: Callable[[Any, Any], Any] | None = None,
     steps: int = 3,
     optimizer: str = "adam",
     lr: float | None = None,
@@ -64,14 +67,30 @@ def coord_check(
     bound: float | None = None,
     zero_init_readout: bool = True,
 ) -> CoordCheck:
-    """Coordinate check of a reference model over ``widths``.
+    """Coordinate check of a reference model, or of your own NNX model, over ``widths``.
+
+    ``coord_check("transformer", widths=..., parametrization="mup")`` checks a reference
+    model; ``coord_check(model_fn, batch, widths=..., parametrization="mup")`` checks
+    yours (:func:`scalelaw.mup.coord_any.coord_check_model`, which sets the model up by
+    :func:`scalelaw.apply_mup` at each width and records every submodule's output).
+    Either way the result and its figure (:meth:`CoordCheck.plot`) are those of
+    ``scalelaw coord-check``. (The older positional form ``coord_check("mlp", "mup")``,
+    a parametrization in the batch's place, still works for the reference models.)
 
     Parameters
     ----------
-    model : {"mlp", "transformer"}
+    model : {"mlp", "transformer"} or callable
+        A reference model, or ``model(width)`` (or ``model(width, seed)``) returning an
+        ``nnx.Module``.
+    batch : (x, y), optional
+        Your model's fixed batch (``x`` a tuple is passed as several arguments); required
+        with a callable ``model``, None for a reference model.
     parametrization : Parametrization or {"sp", "mup", "completep"}
         A name builds ``Parametrization(name, base_width=min(widths), base_depth=depth,
         zero_init_readout=zero_init_readout)``.
+    loss : callable, optional
+        ``loss(output, y)`` for your model (default: cross-entropy for integer ``y``, else
+        mean squared error).
     widths : sequence of int
         At least two distinct widths (multiples of 16 for the transformer).
     steps : int
@@ -95,12 +114,24 @@ def coord_check(
 
     Examples
     --------
-    >>> result = coord_check("mlp", "mup", widths=(128, 512), steps=3)
+    >>> result = coord_check("mlp", widths=(128, 512), parametrization="mup", steps=3)
     >>> result.stable
     True
     """
+    if callable(model):
+        if batch is None:
+            raise ValueError("batch: required for your own model (coord_check(model_fn, batch))")
+        from scalelaw.mup.coord_any import coord_check_model
+
+        return coord_check_model(model, batch, widths, parametrization=parametrization,
+                                 loss=loss, steps=steps, optimizer=optimizer, lr=lr,
+                                 seeds=seeds, bound=bound, zero_init_readout=zero_init_readout)
     if model not in MODELS:
         raise ValueError(f"model: must be one of {', '.join(MODELS)}, got {model!r}")
+    if isinstance(batch, str | Parametrization):  # coord_check("mlp", "mup"): the old form
+        batch, parametrization = None, batch
+    if batch is not None:
+        raise ValueError("batch: the reference models bring their own batch; pass none")
     return run_coord_check(
         partial(reference_model, model, depth=depth), parametrization, widths, steps=steps,
         optimizer=optimizer, lr=lr, depth=depth, seeds=seeds, bound=bound,

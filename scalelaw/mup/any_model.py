@@ -23,9 +23,12 @@ width: fan-in scaled, as Flax's default ``lecun_normal``. Under muP only the rea
 init differs from SP (standard deviation ``1/sqrt(base_fan_in)`` instead of
 ``1/sqrt(fan_in)``), so the readout is multiplied by ``sqrt(fan_in / base_fan_in)``
 (0 with ``zero_init_readout``). Zero-initialised weights (adaLN-Zero, a zero final layer)
-stay zero, biases and gains are kept. ``init="normal"`` draws every weight of rank >= 2
-that the model did not set to zero afresh from ``N(0, init_std^2)`` of
-:meth:`Parametrization.init_std` (vectors kept).
+stay zero, biases and gains are kept. Not every default is SP in this sense:
+``nnx.Embed`` draws with standard deviation ``1/sqrt(features)``, which shrinks with
+width where muP wants a width-independent embedding (the coordinate check flags it as
+"vanishes"); give it a fixed ``embedding_init`` or use ``init="normal"``.
+``init="normal"`` draws every weight of rank >= 2 that the model did not set to zero
+afresh from ``N(0, init_std^2)`` of :meth:`Parametrization.init_std` (vectors kept).
 
 The readout multiplier
 ----------------------

@@ -21,6 +21,7 @@ matrix's top singular value between proxy and target widths.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -61,6 +62,15 @@ class CoordCheck:
         """True when every module is stable."""
         return bool((self.verdicts["verdict"] == "stable").all())
 
+    def plot(self, path: str | os.PathLike[str], title: str = "") -> None:
+        """Write the figure of ``scalelaw coord-check --plot`` to ``path``.
+
+        See :func:`scalelaw.plots.plot_coord_check`.
+        """
+        from scalelaw.plots import plot_coord_check
+
+        plot_coord_check(self.data, path, title=title)
+
 
 class CoordModel(NamedTuple):
     """What the coordinate check needs of a model at one width.
@@ -68,6 +78,8 @@ class CoordModel(NamedTuple):
     ``init(config, p, key) -> params``, ``roles(config, p) -> roles``,
     ``forward(params, x, config, p, with_activations=True) -> (output, {module: l1})`` and
     ``loss(output, y)``; ``batch = (x, y)`` is the one fixed batch every step sees.
+    ``rules(config, p, depth) -> LayerRule pytree``, when given, sets the optimizer's
+    multipliers instead of the roles (a model whose readout multiplier is absorbed).
     """
 
     config: Any
@@ -76,17 +88,18 @@ class CoordModel(NamedTuple):
     forward: Callable[..., Any]
     loss: Callable[[Any, Any], Any]
     batch: tuple[Any, Any]
+    rules: Callable[..., Any] | None = None
 
 
 def _trace(model: CoordModel, p: Parametrization, depth: int, optimizer: str, lr: float,
            steps: int, seed: int) -> list[dict[str, float]]:
-    cfg, init, roles_fn, forward, loss_fn, (x, y) = model
+    cfg, init, roles_fn, forward, loss_fn, (x, y), rules_fn = model
     params = init(cfg, p, jax.random.key(seed))
-    roles = roles_fn(cfg, p)
-    if optimizer == "adam":
-        opt = optim.adamw(lr, roles=roles, parametrization=p, depth=depth)
+    if rules_fn is not None:
+        kw: dict[str, Any] = {"rules": rules_fn(cfg, p, depth)}
     else:
-        opt = optim.sgd(lr, roles=roles, parametrization=p, depth=depth)
+        kw = {"roles": roles_fn(cfg, p), "parametrization": p, "depth": depth}
+    opt = optim.adamw(lr, **kw) if optimizer == "adam" else optim.sgd(lr, **kw)
 
     @jax.jit
     def step(params: Any, state: Any) -> tuple[Any, Any, dict[str, jax.Array]]:
