@@ -27,8 +27,9 @@ stay zero, biases and gains are kept. Not every default is SP in this sense:
 ``nnx.Embed`` draws with standard deviation ``1/sqrt(features)``, which shrinks with
 width where muP wants a width-independent embedding (the coordinate check flags it as
 "vanishes"); give it a fixed ``embedding_init`` or use ``init="normal"``.
-``init="normal"`` draws every weight of rank >= 2 that the model did not set to zero
-afresh from ``N(0, init_std^2)`` of :meth:`Parametrization.init_std` (vectors kept).
+``init="normal"`` draws every weight of rank >= 2 that the model did not set to a
+constant (zero-initialised weights, stacked gains) afresh from ``N(0, init_std^2)`` of
+:meth:`Parametrization.init_std` (vectors kept).
 
 The readout multiplier
 ----------------------
@@ -175,6 +176,7 @@ def apply_mup(
     overrides: Mapping[str, str] | None = None,
     probe_width: int | None = None,
     depth: int | None = None,
+    stacked: bool = False,
     key: jax.Array | None = None,
 ) -> MupSetup:
     """Make ``model`` muP (or SP/CompleteP) at ``width``: roles, init and optimizer.
@@ -207,6 +209,13 @@ def apply_mup(
         base); set it when the model only takes some widths (e.g. multiples of a head size).
     depth : int, optional
         The model's depth, for CompleteP's depth multipliers.
+    stacked : bool
+        The model stacks its blocks along a leading layer axis (for ``lax.scan``) and is
+        called ``model(width, depth)``: the axis that grows with depth is found (traced at
+        ``depth + 1``), left out of the fans and marks the parameter as inside a residual
+        block (CompleteP's block LRs). Requires ``depth``. Without it such an axis is read
+        like a convolution's window (fan-in ``layers * width``), which gives the right LR
+        multipliers but not the right ``init="normal"`` scale or block LRs.
     key : jax.Array, optional
         PRNG key for ``init="normal"`` (default ``jax.random.key(0)``).
 
@@ -227,10 +236,18 @@ def apply_mup(
     _choice("optimizer", optimizer, OPTIMIZERS)
     if not isinstance(width, int) or width < 1:
         raise FieldError("width", f"must be a positive integer, got {width!r}")
-    built = model(width)
+    if stacked and depth is None:
+        raise FieldError("depth", "required with stacked=True")
+    if stacked:
+        built = model(width, depth)  # type: ignore[call-arg]
+        roles = infer_roles(lambda w, d: _params_of(model(w, d)),  # type: ignore[call-arg]
+                            p.base_width, width, depth=depth, probe_width=probe_width,
+                            overrides=overrides)
+    else:
+        built = model(width)
+        roles = infer_roles(lambda w: _params_of(model(w)), p.base_width, width,
+                            probe_width=probe_width, overrides=overrides)
     params = _params_of(built)
-    roles = infer_roles(lambda w: _params_of(model(w)), p.base_width, width,
-                        probe_width=probe_width, overrides=overrides)
     rules = optim.layer_rules(roles, p, depth)
     is_output = [r.kind == "output" for r in jax.tree.leaves(roles, is_leaf=_is_role)]
     if readout == "absorb" and not any(is_output) and (p.name != "sp" or p.output_mult != 1):
@@ -268,7 +285,8 @@ def _initialise(params: Any, roles: Any, p: Parametrization, init: str, readout:
         # the forward multiplier a folded into the weight (LayerRule.absorbed): init x a
         absorbed = readout == "absorb" and role.kind == "output"
         a = p.layer_rule("output", role.width_mult).forward_mult if absorbed else 1.0
-        if init == "normal" and x.ndim >= 2 and bool(jnp.any(x != 0)):
+        # constant arrays (zero-initialised weights, stacked gains and biases) are kept
+        if init == "normal" and x.ndim >= 2 and bool(jnp.any(x != x.ravel()[0])):
             std = p.init_std(role.kind, role.fan_in, role.base_fan_in)
             return (a * std * jax.random.normal(k, x.shape, jnp.float32)).astype(x.dtype)
         scale = a

@@ -126,6 +126,10 @@ def test_nnx_model_roles_init_and_optimizer() -> None:
 def test_sp_at_base_width_changes_nothing_and_normal_init_draws_by_role() -> None:
     same = apply_mup(_net, width=32, base_width=32, parametrization="sp")
     np.testing.assert_array_equal(same.module.out.kernel[...], _net(32).out.kernel[...])
+    mup = apply_mup(_net, width=32, base_width=32)  # at the base width muP is SP exactly
+    for a, b in zip(jax.tree.leaves(mup.params), jax.tree.leaves(same.params), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert jax.tree.leaves(mup.rules) == jax.tree.leaves(same.rules)
     fresh = apply_mup(_net, width=512, base_width=32, init="normal")
     hid = np.asarray(fresh.module.hid.kernel[...])
     assert hid.std() == pytest.approx(1 / np.sqrt(512), rel=0.02)
@@ -195,3 +199,24 @@ def test_builtin_mlp_readout_bias_is_scalar_role_and_added_after_the_multiplier(
     np.testing.assert_allclose(mlp.forward(shifted, x, cfg, p) - mlp.forward(params, x, cfg, p),
                                jnp.broadcast_to(jnp.array([1.0, 2.0, 3.0]), (2, 3)), rtol=1e-6)
     assert "b_out" not in mlp.init_params(cfg.replace(readout_bias=None), p, jax.random.key(0))
+
+
+def test_stacked_layers_with_depth_and_normal_init_keeps_constants() -> None:
+    cfg = CFG.replace(depth=3)
+    sp = Parametrization("sp", base_width=WIDTH)
+
+    def init(width: int, depth: int) -> dict:
+        return transformer.init_params(cfg.replace(width=width, depth=depth), sp,
+                                       jax.random.key(0))
+
+    cp = Parametrization("completep", base_width=BASE, base_depth=1)
+    setup = apply_mup(init, width=WIDTH, parametrization=cp, depth=3, stacked=True,
+                      init="normal", probe_width=32)
+    wq, gain = setup.roles["wq"], setup.roles["attn_norm"]
+    assert (wq.kind, wq.fan_in, wq.in_block) == ("hidden", WIDTH, True)
+    assert (gain.kind, gain.fan_in, gain.in_block) == ("input", 1, True)
+    assert setup.rules["wq"].lr_mult == pytest.approx(1 / 4)  # CompleteP alpha=1: L^0 / m
+    np.testing.assert_array_equal(setup.params["attn_norm"], 1.0)  # stacked gains kept
+    assert float(jnp.std(setup.params["w1"])) == pytest.approx(1 / np.sqrt(WIDTH), rel=0.05)
+    with pytest.raises(FieldError, match="^depth: "):
+        apply_mup(init, width=WIDTH, parametrization=cp, stacked=True)
