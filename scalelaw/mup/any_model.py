@@ -16,8 +16,7 @@ and returns all of it as a :class:`MupSetup`, whose roles and rules are pytrees 
 to the parameters (plain metadata: they survive sharding and checkpointing of the arrays,
 which they never touch).
 
-Initialisation by role (TP V Table 8; microsoft/mup's ``set_base_shapes`` rescaling)
------------------------------------------------------------------------------------
+*Initialisation by role* (TP V Table 8; microsoft/mup's ``set_base_shapes`` rescaling).
 ``init="rescale"`` (default) keeps the model's own draws and assumes they are SP at every
 width: fan-in scaled, as Flax's default ``lecun_normal``. Under muP only the readout's
 init differs from SP (standard deviation ``1/sqrt(base_fan_in)`` instead of
@@ -31,28 +30,25 @@ width where muP wants a width-independent embedding (the coordinate check flags 
 constant (zero-initialised weights, stacked gains) afresh from ``N(0, init_std^2)`` of
 :meth:`Parametrization.init_std` (vectors kept).
 
-The readout multiplier
-----------------------
-muP multiplies the readout's output by ``a = output_mult / m``. A model with no hook for
-it (``readout="absorb"``, the default) gets ``a`` folded into the readout weight: init
-``x a``, Adam LR ``x a``, epsilon ``/ a``, weight decay ``/ a`` (SGD LR ``x a^2``) -- the
-abc-parametrization symmetry of Tensor Programs V (Yang et al. 2022), exact for Adam once
-epsilon is scaled, derived in :meth:`scalelaw.mup.rules.LayerRule.absorbed`. A model that
-applies the multiplier itself (``readout="hook"``) multiplies its logits by
-:attr:`MupSetup.output_mult`.
+*The readout multiplier.* muP multiplies the readout's output by ``a = output_mult / m``.
+A model with no hook for it (``readout="absorb"``, the default) gets ``a`` folded into the
+readout weight: init ``x a``, Adam LR ``x a``, epsilon ``/ a``, weight decay ``/ a`` (SGD
+LR ``x a^2``) -- the abc-parametrization symmetry of Tensor Programs V (Yang et al. 2022),
+exact for Adam once epsilon is scaled, derived in
+:meth:`scalelaw.mup.rules.LayerRule.absorbed`. A model that applies the multiplier itself
+(``readout="hook"``) multiplies its logits by ``MupSetup.output_mult``.
 
-Tied embeddings
----------------
-An array used both as the input embedding (a lookup) and as the readout (``x @ E.T``)
-has the shape of an input weight ``(vocab, width)``, and is given the *input* role: its
-init is kept (Theta(1) in width: Table 8's input init 1/fan_in with the one-hot fan-in
-``vocab``), Adam LR x 1, weight decay 0, epsilon x 1 -- in Table 8 these equal the
-output weights' Adam LR and init, which is why that form permits tying. Only the forward
-multiplier ``a`` differs between the two uses, and it cannot be absorbed into the shared
-array (that would scale the input use too): the model must apply it at the readout use
-(``readout="hook"``). The array is not rescaled by ``sqrt(m)`` either -- the rescaling of a
-tied readout that makes the embedding grow with width is microsoft/mup issue #55. With
-``readout="absorb"`` and no output-role parameter, :func:`apply_mup` refuses and says so.
+*Tied embeddings.* An array used both as the input embedding (a lookup) and as the readout
+(``x @ E.T``) has the shape of an input weight ``(vocab, width)``, and is given the
+*input* role: its init is kept (Theta(1) in width: Table 8's input init 1/fan_in with the
+one-hot fan-in ``vocab``), Adam LR x 1, weight decay 0, epsilon x 1 -- in Table 8 these
+equal the output weights' Adam LR and init, which is why that form permits tying. Only the
+forward multiplier ``a`` differs between the two uses, and it cannot be absorbed into the
+shared array (that would scale the input use too): the model must apply it at the readout
+use (``readout="hook"``). The array is not rescaled by ``sqrt(m)`` either -- the rescaling
+of a tied readout that makes the embedding grow with width is microsoft/mup issue #55.
+With ``readout="absorb"`` and no output-role parameter, :func:`apply_mup` refuses and says
+so.
 
 Examples
 --------
@@ -199,7 +195,7 @@ def apply_mup(
     optimizer : {"adamw", "sgd"}
     readout : {"absorb", "hook"}
         Fold the readout multiplier into the readout weight, or leave it to the model
-        (which multiplies by :attr:`MupSetup.output_mult`). See the module docstring.
+        (which multiplies by ``MupSetup.output_mult``). See the module docstring.
     init : {"rescale", "normal"}
         Keep the model's SP draws and rescale by role, or draw afresh by role.
     overrides : mapping of path to role, optional

@@ -166,6 +166,10 @@ def coord_check_model(
 ) -> CoordCheck:
     """Coordinate check of your NNX model over ``widths`` (see the module docstring).
 
+    The parameters not listed here are those of :func:`scalelaw.coord_check`; a
+    parametrization name builds ``Parametrization(name, base_width=min(widths),
+    zero_init_readout=zero_init_readout)``.
+
     Parameters
     ----------
     model : callable
@@ -176,9 +180,6 @@ def coord_check_model(
         ``loss(output, y)``; default :func:`default_loss`.
     overrides, init
         As in :func:`scalelaw.mup.any_model.apply_mup`.
-
-    The other parameters are those of :func:`scalelaw.coord_check`; a name builds
-    ``Parametrization(name, base_width=min(widths), zero_init_readout=...)``.
 
     Examples
     --------

@@ -95,7 +95,7 @@ class LayerRule:
     def absorbed(self) -> LayerRule:
         """The same training dynamics with the forward multiplier folded into the weight.
 
-        A weight used as ``a * W`` (``a`` = :attr:`forward_mult`) with init ``sigma``, Adam
+        A weight used as ``a * W`` (``a`` = ``forward_mult``) with init ``sigma``, Adam
         LR ``eta``, epsilon ``eps`` and coupled weight decay ``lambda`` trains exactly like
         a weight ``V = a * W`` used as is, with init ``a * sigma``, LR ``a * eta``, epsilon
         ``eps / a`` and weight decay ``lambda / a`` (SGD: LR ``a**2 * eta``). This is the
