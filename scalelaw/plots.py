@@ -35,8 +35,8 @@ def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
 
 
 def plot_coord_check(data: pd.DataFrame, path: str | os.PathLike[str], title: str = "") -> None:
-    """The usual coordinate-check figure: one panel per module, l1 against width (log-log),
-    one line per step ``t``.
+    """The usual coordinate-check figure: one panel per module, l1 against width (or depth,
+    for a depth check; log-log), one line per step ``t``.
 
     Parameters
     ----------
@@ -50,6 +50,7 @@ def plot_coord_check(data: pd.DataFrame, path: str | os.PathLike[str], title: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    axis = "depth" if "depth" in data and "width" not in data else "width"
     modules = list(dict.fromkeys(data["module"]))
     cols = min(6, len(modules))
     rows = math.ceil(len(modules) / cols)
@@ -58,7 +59,7 @@ def plot_coord_check(data: pd.DataFrame, path: str | os.PathLike[str], title: st
         sub = data[data["module"] == module]
         for t, line in sub.groupby("t"):
             l1 = line["l1"].where(line["l1"] > 0)  # zeros (zero-init readout) are not drawn
-            ax.plot(line["width"], l1, marker="o", ms=3, label=f"t={t}")
+            ax.plot(line[axis], l1, marker="o", ms=3, label=f"t={t}")
         ax.set_xscale("log", base=2)
         if (sub["l1"] > 0).any():
             ax.set_yscale("log")
@@ -67,7 +68,7 @@ def plot_coord_check(data: pd.DataFrame, path: str | os.PathLike[str], title: st
     for ax in list(axes.flat)[len(modules):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=6)
-    fig.supxlabel("width")
+    fig.supxlabel(axis)
     fig.supylabel("mean |activation|")
     if title:
         fig.suptitle(title)

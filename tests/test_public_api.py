@@ -20,7 +20,7 @@ import pytest
 
 import scalelaw
 
-PACKAGES = ("scalelaw", "scalelaw.train")
+PACKAGES = ("scalelaw", "scalelaw.train", "scalelaw.mup")
 
 
 def _source(package: str) -> ast.Module:

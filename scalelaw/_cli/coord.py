@@ -37,12 +37,10 @@ def coord_check_cmd(
     check_output_path(plot, "plot", suffixes=(".png", ".pdf", ".svg"))
     from scalelaw.models.coord_check import coord_check
 
-    result = coord_check(model, parametrization, width_list, steps=steps, optimizer=optimizer,
-                         lr=lr, depth=depth, seeds=seeds, bound=bound)
+    result = coord_check(model, widths=width_list, parametrization=parametrization, steps=steps,
+                         optimizer=optimizer, lr=lr, depth=depth, seeds=seeds, bound=bound)
     if plot is not None:
-        from scalelaw.plots import plot_coord_check
-
-        plot_coord_check(result.data, plot, title=f"{model}, {parametrization}, {optimizer}")
+        result.plot(plot, title=f"{model}, {parametrization}, {optimizer}")
     if json_out:
         print_json({
             "model": model, "parametrization": parametrization, "widths": width_list,

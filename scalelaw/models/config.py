@@ -104,13 +104,17 @@ class TransformerConfig:
 class MLPConfig:
     """A plain MLP ``d_in -> width -> ... -> width -> d_out`` for fast tests.
 
-    ``depth`` counts the hidden (width x width) layers; activations are ReLU.
+    ``depth`` counts the hidden (width x width) layers; activations are ReLU. Every layer
+    has a bias; ``readout_bias=True`` gives the readout one too (``None``, the default,
+    means no readout bias and keeps the trial ids of earlier specs, which hash the
+    config with ``None`` fields left out).
     """
 
     width: PositiveInt = 128
     depth: NonNegativeInt = 2
     d_in: PositiveInt = 32
     d_out: PositiveInt = 10
+    readout_bias: Flag | None = None
     family: Literal["mlp"] = Field(default="mlp", repr=False)
 
     def replace(self, **changes: Any) -> MLPConfig:
@@ -133,7 +137,7 @@ def param_count(config: ModelConfig, embeddings: bool = False) -> int:
         core = config.depth * config.width**2
         if not embeddings:
             return core
-        biases = (config.depth + 1) * config.width
+        biases = (config.depth + 1) * config.width + (config.d_out if config.readout_bias else 0)
         return core + config.width * (config.d_in + config.d_out) + biases
     w, f = config.width, config.mlp_width
     mlp = (3 if config.mlp == "swiglu" else 2) * w * f

@@ -1,7 +1,9 @@
 """A plain ReLU MLP with muP multipliers, for fast tests and coordinate checks.
 
-``x (B, d_in) -> width -> [width -> width] * depth -> d_out``, with biases. Hidden layers
-are stacked along a leading layer axis and run with :func:`jax.lax.scan`.
+``x (B, d_in) -> width -> [width -> width] * depth -> d_out``, with biases (the readout's
+with ``readout_bias``: added after the muP multiplier, as microsoft/mup's ``MuReadout``
+does, and of the scalar role, its size being finite). Hidden layers are stacked along a
+leading layer axis and run with :func:`jax.lax.scan`.
 
 Examples
 --------
@@ -40,7 +42,7 @@ def init_params(
     W, L = config.width, config.depth
     k_in, k_h, k_out = jax.random.split(key, 3)
     out_std = p.init_std("output", W, p.base_width)
-    return {
+    params = {
         "w_in": p.init_std("input", config.d_in, config.d_in)
         * jax.random.normal(k_in, (config.d_in, W)),
         "b_in": jnp.zeros((W,)),
@@ -48,6 +50,9 @@ def init_params(
         "b_h": jnp.zeros((L, W)),
         "readout": out_std * jax.random.normal(k_out, (W, config.d_out)),
     }
+    if config.readout_bias:
+        params["b_out"] = jnp.zeros((config.d_out,))
+    return params
 
 
 def roles(
@@ -84,6 +89,8 @@ def forward(
 
     h, per_layer = jax.lax.scan(layer, h, {"w": params["w_h"], "b": params["b_h"]})
     out = out_mult * (h @ params["readout"])
+    if "b_out" in params:
+        out = out + params["b_out"]
     if not with_activations:
         return out
     for i in range(config.depth):

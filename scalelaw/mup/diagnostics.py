@@ -21,6 +21,7 @@ matrix's top singular value between proxy and target widths.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -61,6 +62,15 @@ class CoordCheck:
         """True when every module is stable."""
         return bool((self.verdicts["verdict"] == "stable").all())
 
+    def plot(self, path: str | os.PathLike[str], title: str = "") -> None:
+        """Write the figure of ``scalelaw coord-check --plot`` to ``path``.
+
+        See :func:`scalelaw.plots.plot_coord_check`.
+        """
+        from scalelaw.plots import plot_coord_check
+
+        plot_coord_check(self.data, path, title=title)
+
 
 class CoordModel(NamedTuple):
     """What the coordinate check needs of a model at one width.
@@ -68,6 +78,8 @@ class CoordModel(NamedTuple):
     ``init(config, p, key) -> params``, ``roles(config, p) -> roles``,
     ``forward(params, x, config, p, with_activations=True) -> (output, {module: l1})`` and
     ``loss(output, y)``; ``batch = (x, y)`` is the one fixed batch every step sees.
+    ``rules(config, p, depth) -> LayerRule pytree``, when given, sets the optimizer's
+    multipliers instead of the roles (a model whose readout multiplier is absorbed).
     """
 
     config: Any
@@ -76,17 +88,18 @@ class CoordModel(NamedTuple):
     forward: Callable[..., Any]
     loss: Callable[[Any, Any], Any]
     batch: tuple[Any, Any]
+    rules: Callable[..., Any] | None = None
 
 
 def _trace(model: CoordModel, p: Parametrization, depth: int, optimizer: str, lr: float,
            steps: int, seed: int) -> list[dict[str, float]]:
-    cfg, init, roles_fn, forward, loss_fn, (x, y) = model
+    cfg, init, roles_fn, forward, loss_fn, (x, y), rules_fn = model
     params = init(cfg, p, jax.random.key(seed))
-    roles = roles_fn(cfg, p)
-    if optimizer == "adam":
-        opt = optim.adamw(lr, roles=roles, parametrization=p, depth=depth)
+    if rules_fn is not None:
+        kw: dict[str, Any] = {"rules": rules_fn(cfg, p, depth)}
     else:
-        opt = optim.sgd(lr, roles=roles, parametrization=p, depth=depth)
+        kw = {"roles": roles_fn(cfg, p), "parametrization": p, "depth": depth}
+    opt = optim.adamw(lr, **kw) if optimizer == "adam" else optim.sgd(lr, **kw)
 
     @jax.jit
     def step(params: Any, state: Any) -> tuple[Any, Any, dict[str, jax.Array]]:
@@ -190,9 +203,78 @@ def run_coord_check(
     return CoordCheck(data, _verdicts(data, bound), bound)
 
 
-def _verdicts(data: pd.DataFrame, bound: float) -> pd.DataFrame:
-    lo_w, hi_w = data["width"].min(), data["width"].max()
-    table = data.pivot_table(index=["module", "t"], columns="width", values="l1")
+def run_depth_coord_check(
+    model: Callable[[int], CoordModel],
+    parametrization: Parametrization,
+    depths: Sequence[int],
+    *,
+    modules: Callable[[dict[str, float], int], dict[str, float]] | None = None,
+    steps: int = 4,
+    judge_from: int = 1,
+    judge: Sequence[str] | None = None,
+    optimizer: str = "adam",
+    lr: float = 1e-2,
+    seeds: int = 1,
+    bound: float | None = None,
+) -> CoordCheck:
+    """The coordinate check over depth: ``model(depth)`` at one width, several depths.
+
+    As :func:`run_coord_check` with depth in the place of width (``data`` has a ``depth``
+    column; the verdict compares the deepest with the shallowest model, bound by default
+    1.2 per factor 4 of depth span). ``modules(stats, depth)`` maps each step's statistics
+    onto names shared by every depth (the last block's, say, as ``last.<name>``); steps
+    before ``judge_from``, and modules not in ``judge`` (default: all), are recorded in
+    ``data`` but not judged.
+
+    Examples
+    --------
+    >>> from scalelaw.mup.rules import LayerRule
+    >>> def init(depth, p, key):
+    ...     return {"w": jnp.zeros((8, 1))}
+    >>> def forward(params, x, depth, p, with_activations=False):
+    ...     out = p.residual_mult(depth) * depth * (x @ params["w"])  # L branches, equal
+    ...     return out, {"out": jnp.mean(jnp.abs(out))}
+    >>> def model(depth):
+    ...     return CoordModel(depth, init, lambda d, p: {"w": None}, forward,
+    ...                       lambda out, y: jnp.mean((out - y) ** 2),
+    ...                       (jnp.ones((4, 8)), jnp.ones((4, 1))),
+    ...                       lambda d, p, depth: {"w": LayerRule()})
+    >>> p = Parametrization("completep", base_width=8, base_depth=2)
+    >>> run_depth_coord_check(model, p, (2, 8), steps=2).stable
+    True
+    """
+    depths = sorted({int(d) for d in depths})
+    if len(depths) < 2 or depths[0] <= 0:
+        raise ValueError(f"depths: need at least two distinct positive depths, got {depths}")
+    if not isinstance(judge_from, int) or not 1 <= judge_from <= steps:
+        raise ValueError(f"judge_from: must be an integer in [1, steps={steps}], got "
+                         f"{judge_from!r}")
+    if bound is None:
+        bound = 1.2 ** (np.log(depths[-1] / depths[0]) / np.log(4.0))
+    rows = []
+    for depth in depths:
+        built = model(depth)
+        traces = [_trace(built, parametrization, depth, optimizer, lr, steps, seed)
+                  for seed in range(seeds)]
+        if modules is not None:
+            traces = [[modules(stats, depth) for stats in trace] for trace in traces]
+        for t in range(steps):
+            for module in traces[0][t]:
+                l1 = float(np.mean([trace[t][module] for trace in traces]))
+                rows.append({"depth": depth, "module": module, "t": t + 1, "l1": l1})
+    data = pd.DataFrame(rows)
+    judged = data[data["t"] >= judge_from]
+    if judge is not None:
+        missing = sorted(set(judge) - set(data["module"]))
+        if missing:
+            raise ValueError(f"judge: no module named {missing[0]!r}")
+        judged = judged[judged["module"].isin(list(judge))]
+    return CoordCheck(data, _verdicts(judged, bound, axis="depth"), bound)
+
+
+def _verdicts(data: pd.DataFrame, bound: float, axis: str = "width") -> pd.DataFrame:
+    lo_w, hi_w = data[axis].min(), data[axis].max()
+    table = data.pivot_table(index=["module", "t"], columns=axis, values="l1")
     narrow, wide = table[lo_w].to_numpy(), table[hi_w].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where((narrow == 0) & (wide == 0), 1.0, wide / narrow)

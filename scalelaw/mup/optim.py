@@ -31,7 +31,7 @@ from typing import Any, TypeAlias
 import jax
 import optax
 
-from scalelaw.mup.roles import Role
+from scalelaw.mup.roles import NNX_VALUE_SUFFIX, Role, path_str
 from scalelaw.mup.rules import LayerRule, Parametrization
 
 ScalarOrSchedule: TypeAlias = float | jax.Array | optax.Schedule
@@ -57,29 +57,53 @@ def _scaled(lr: ScalarOrSchedule, mult: float) -> ScalarOrSchedule:
 
 def _per_rule(
     roles: Any,
-    parametrization: Parametrization,
+    parametrization: Parametrization | None,
     depth: int | None,
     make: Callable[[LayerRule], optax.GradientTransformation],
+    rules: Any = None,
 ) -> optax.GradientTransformation:
-    rules = layer_rules(roles, parametrization, depth)
+    if rules is None:
+        if roles is None or parametrization is None:
+            raise ValueError("roles: pass roles and parametrization, or rules")
+        rules = layer_rules(roles, parametrization, depth)
+    elif roles is not None:
+        raise ValueError("rules: pass either rules or roles and parametrization, not both")
     is_rule = lambda x: isinstance(x, LayerRule)  # noqa: E731
-    distinct = sorted(set(jax.tree.leaves(rules, is_leaf=is_rule)), key=repr)
+    flat = jax.tree_util.tree_flatten_with_path(rules, is_leaf=is_rule)[0]
+    distinct = sorted({rule for _, rule in flat}, key=repr)
     names = {rule: f"group{i}" for i, rule in enumerate(distinct)}
-    labels = jax.tree.map(lambda r: names[r], rules, is_leaf=is_rule)
+    by_path = {_canonical(path): names[rule] for path, rule in flat}
+
+    def labels(tree: Any) -> Any:
+        # by path, so that the labels fit whatever container holds the parameters: a dict,
+        # an NNX State of Variables or of plain arrays (paths with or without "/value")
+        def label(path: tuple[Any, ...], _: Any) -> str:
+            key = _canonical(path)
+            if key not in by_path:
+                raise ValueError(f"params: no muP rule for the parameter at {key!r}")
+            return by_path[key]
+
+        return jax.tree_util.tree_map_with_path(label, tree)
+
     transforms = {name: make(rule) for rule, name in names.items()}
     return optax.multi_transform(transforms, labels)
+
+
+def _canonical(path: tuple[Any, ...]) -> str:
+    return path_str(path).removesuffix(NNX_VALUE_SUFFIX)
 
 
 def adamw(
     learning_rate: ScalarOrSchedule,
     weight_decay: float = 0.0,
     *,
-    roles: Any,
-    parametrization: Parametrization,
+    roles: Any = None,
+    parametrization: Parametrization | None = None,
     b1: float = 0.9,
     b2: float = 0.95,
     eps: float = 1e-8,
     depth: int | None = None,
+    rules: Any = None,
 ) -> optax.GradientTransformation:
     """AdamW with per-parameter LR, weight decay and epsilon from the parametrization.
 
@@ -102,6 +126,10 @@ def adamw(
         ``parametrization.scale_adam_eps``).
     depth : int, optional
         Model depth, for CompleteP's depth multiplier.
+    rules : pytree of LayerRule, optional
+        Per-parameter multipliers given directly (e.g. ``MupSetup.rules`` of
+        :func:`scalelaw.mup.any_model.apply_mup`, with a readout multiplier absorbed), in
+        place of ``roles`` and ``parametrization``.
     """
 
     def make(rule: LayerRule) -> optax.GradientTransformation:
@@ -110,16 +138,17 @@ def adamw(
             weight_decay=weight_decay * rule.wd_mult,
         )
 
-    return _per_rule(roles, parametrization, depth, make)
+    return _per_rule(roles, parametrization, depth, make, rules)
 
 
 def sgd(
     learning_rate: ScalarOrSchedule,
     *,
-    roles: Any,
-    parametrization: Parametrization,
+    roles: Any = None,
+    parametrization: Parametrization | None = None,
     momentum: float | None = None,
     depth: int | None = None,
+    rules: Any = None,
 ) -> optax.GradientTransformation:
     """SGD with TP V Table 8 learning-rate multipliers (input and output ``x m``).
 
@@ -129,4 +158,4 @@ def sgd(
     def make(rule: LayerRule) -> optax.GradientTransformation:
         return optax.sgd(_scaled(learning_rate, rule.sgd_lr_mult), momentum=momentum)
 
-    return _per_rule(roles, parametrization, depth, make)
+    return _per_rule(roles, parametrization, depth, make, rules)

@@ -5,7 +5,9 @@ width is *infinite* (it grows with width); the others are finite (TP V App. B;
 microsoft/mup ``set_base_shapes``). Shapes come from :func:`jax.eval_shape`, so nothing
 is allocated. Weights use the Flax layout ``(..., fan_in, fan_out)``; a leading axis
 that grows with *depth* (blocks stacked for ``lax.scan``) is a layer axis, excluded from
-the fan-in/fan-out and marking the parameter as living inside a residual block.
+the fan-in/fan-out and marking the parameter as living inside a residual block. A
+kernel of higher rank whose leading dims do not grow (a convolution's
+``(*window, in, out)``, Flax's layout) is read as ``(prod(window) * in, out)``.
 
 ======================  ============================================  ==========
 infinite dims           example                                       role
@@ -38,6 +40,9 @@ from typing import Any
 import jax
 
 from scalelaw.mup.rules import ROLES
+
+NNX_VALUE_SUFFIX = "/value"
+"""The last key of a parameter's path in a Flax NNX state (``"kernel/value"``)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,9 @@ def infer_roles(
         ``width`` when it differs from the base).
     overrides : mapping of path to role, optional
         Force a role by parameter path (``"/"``-joined keys), e.g. an MoE router as
-        ``"output"`` or a positional embedding as ``"input"``.
+        ``"output"`` or a positional embedding as ``"input"``. For a Flax NNX state the
+        path may be written with or without the trailing ``/value`` key
+        (``"head/kernel"`` or ``"head/kernel/value"``).
 
     Raises
     ------
@@ -140,14 +147,27 @@ def infer_roles(
     roles = []
     for i, (path, leaf) in enumerate(flat):
         name = path_str(path)
+        key = _override_key(name, overrides)
         b, pr, dp = (ls[i].shape for ls in leaves)
-        role = _classify(name, leaf.shape, b, pr, dp, flatten=name in overrides)
-        if name in overrides:
-            role = _with_kind(role, overrides.pop(name))
+        role = _classify(name, leaf.shape, b, pr, dp, flatten=key is not None)
+        if key is not None:
+            role = _with_kind(role, overrides.pop(key))
         roles.append(role)
     if overrides:
         raise ValueError(f"overrides: no parameter at path {next(iter(overrides))!r}")
     return jax.tree_util.tree_unflatten(treedef, roles)
+
+
+def _override_key(name: str, overrides: Mapping[str, str]) -> str | None:
+    """The key of ``overrides`` naming parameter ``name``, with or without NNX's ``/value``."""
+    if name in overrides:
+        return name
+    stem = name.removesuffix(NNX_VALUE_SUFFIX)
+    if stem != name and stem in overrides:
+        return stem
+    if f"{name}{NNX_VALUE_SUFFIX}" in overrides:
+        return f"{name}{NNX_VALUE_SUFFIX}"
+    return None
 
 
 def _classify(
@@ -162,6 +182,10 @@ def _classify(
         core, base_core, probe_core = (
             (c[0], math.prod(c[1:])) for c in (core, base_core, probe_core))
     infinite = [b != p for b, p in zip(base_core, probe_core, strict=True)]
+    if len(core) > 2 and not any(infinite[:-2]):  # a conv kernel (*window, in, out)
+        core, base_core, probe_core = (
+            (math.prod(c[:-1]), c[-1]) for c in (core, base_core, probe_core))
+        infinite = [b != p for b, p in zip(base_core, probe_core, strict=True)]
     if len(core) > 2:
         raise ValueError(
             f"{name}: cannot infer the role of a parameter with shape {shape}; "

@@ -92,6 +92,36 @@ class LayerRule:
     wd_mult: float = 0.0
     eps_mult: float = 1.0
 
+    def absorbed(self) -> LayerRule:
+        """The same training dynamics with the forward multiplier folded into the weight.
+
+        A weight used as ``a * W`` (``a`` = ``forward_mult``) with init ``sigma``, Adam
+        LR ``eta``, epsilon ``eps`` and coupled weight decay ``lambda`` trains exactly like
+        a weight ``V = a * W`` used as is, with init ``a * sigma``, LR ``a * eta``, epsilon
+        ``eps / a`` and weight decay ``lambda / a`` (SGD: LR ``a**2 * eta``). This is the
+        abc-parametrization symmetry of Tensor Programs V (Yang et al. 2022, Sec. 3 and
+        App. on abc-parametrizations), made exact for Adam by scaling epsilon. Derivation:
+        if ``a W = V`` at some step, the gradients are ``dL/dW = a g`` with ``g = dL/dV``,
+        so Adam's moments of ``W`` are ``a m`` and ``a^2 v``, and
+        ``dW = -eta (a m / (a sqrt(v) + eps) + lambda W)``; then
+        ``a dW = -(a eta) (m / (sqrt(v) + eps / a) + (lambda / a) V)``, which is the update
+        of ``V`` under the new constants, so ``a W = V`` holds at the next step too. (For
+        SGD, ``a dW = -a^2 eta g``.) Global-norm gradient clipping sees ``g``, not ``a g``,
+        and breaks the equivalence. The init scale ``a`` is applied where the weight is
+        initialised, not here.
+
+        Examples
+        --------
+        >>> r = LayerRule(forward_mult=0.25, lr_mult=1.0, sgd_lr_mult=4.0)
+        >>> a = r.absorbed()
+        >>> a.forward_mult, a.lr_mult, a.eps_mult, a.sgd_lr_mult
+        (1.0, 0.25, 4.0, 0.25)
+        """
+        a = self.forward_mult
+        return LayerRule(forward_mult=1.0, lr_mult=self.lr_mult * a,
+                         sgd_lr_mult=self.sgd_lr_mult * a * a, wd_mult=self.wd_mult / a,
+                         eps_mult=self.eps_mult / a)
+
 
 @section
 class Parametrization:
