@@ -50,7 +50,7 @@ from typing import Any
 from scalelaw._io import atomic_write
 from scalelaw.errors import ConfigError
 
-__all__ = ["COMMIT_MARKER", "Location", "as_location", "committed_steps", "is_url"]
+__all__ = ["COMMIT_MARKER", "Location", "as_location", "committed_steps", "is_url", "read_json"]
 
 COMMIT_MARKER = "commit_success.txt"
 """Written last into a folder uploaded to an object store (orbax's name for it on GCS)."""
@@ -324,3 +324,13 @@ def _filesystem(url: str, field: str) -> tuple[Any, str]:
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) < 300 else text[:297] + "..."
+
+
+def read_json(where: str | os.PathLike[str] | Location) -> Any:
+    """Parsed JSON of the file at ``where``, or ``None`` if it is missing or unreadable."""
+    import json
+
+    try:
+        return json.loads(as_location(where).read_text())
+    except (OSError, ValueError):
+        return None

@@ -178,7 +178,7 @@ def test_s3_lock_is_exclusive_and_a_stale_lease_is_taken_over(s3, monkeypatch):
 def test_s3_heartbeat_renews_the_lease(s3, monkeypatch):
     from scalelaw.sweep import load_spec
 
-    monkeypatch.setattr("scalelaw.sweep.store.HEARTBEAT_SECONDS", 0.2)
+    monkeypatch.setattr("scalelaw.sweep.run_lock.HEARTBEAT_SECONDS", 0.2)
     store = SweepStore.prepare(f"{s3}/sw", load_spec(TINY))
     with store.locked():
         first = json.loads((store.root / LOCK).read_text())["heartbeat"]

@@ -12,9 +12,7 @@ Layout of a sweep directory ``OUT``::
 ``OUT`` may be a local folder or a URL (``s3://``, ``gs://``, any fsspec URL): every file
 is reached through :class:`scalelaw.storage.Location`. On a URL each file is written with
 one PUT (objects are replaced whole), and ``run.lock`` is a conditional create holding a
-lease: the run rewrites its ``heartbeat`` every :data:`HEARTBEAT_SECONDS`, and a lock
-whose heartbeat is older than :data:`LEASE_SECONDS` (or whose process on this host is
-gone) is stale and taken over.
+lease (:mod:`scalelaw.sweep.run_lock`).
 
 ``index.json`` is written last and atomically, so a directory either is a sweep (it has
 an index) or is not; ``status`` and ``collect`` read only the index and the trial
@@ -44,13 +42,9 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
-import socket
-import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +52,13 @@ import yaml
 
 from scalelaw._io import atomic_write
 from scalelaw.errors import ConfigError
-from scalelaw.storage import Location, as_location
+from scalelaw.storage import Location, as_location, read_json
+from scalelaw.sweep import run_lock
 from scalelaw.sweep._fields import plain
 from scalelaw.sweep.spec import SweepSpec, load_spec
 from scalelaw.sweep.trial import Group, TrialConfig
 
-__all__ = ["STATES", "TERMINAL", "SweepStore", "atomic_write", "trial_record"]
+__all__ = ["STATES", "TERMINAL", "SweepStore", "atomic_write", "read_json", "trial_record"]
 
 FORMAT = 1
 INDEX, SPEC, LOCK, TRIALS = "index.json", "sweep.yaml", "run.lock", "trials"
@@ -72,10 +67,6 @@ STATES = ("done", "diverged", "failed", "running", "interrupted", "pending")
 """Trial states: the trainer's three final ones; ``running`` (files, no final summary,
 and a live ``run`` holds the lock), ``interrupted`` (the same with no live run) and
 ``pending`` (nothing written yet)."""
-LEASE_SECONDS = 120.0
-"""A lock on a URL whose heartbeat is older than this is stale (its run is gone)."""
-HEARTBEAT_SECONDS = 20.0
-"""How often a run holding a lock on a URL rewrites its heartbeat."""
 
 
 def trial_record(trial: TrialConfig, member: int, spec_file: str = SPEC) -> dict[str, Any]:
@@ -188,7 +179,7 @@ class SweepStore:
         root.mkdir()
         (root / SPEC).write_text(spec_text if spec_text is not None else _spec_text(spec))
         records = _grouped([], [trial_record(t, 0) for t in spec.trials()])
-        index = {"format": FORMAT, "name": spec.name, "created": _now(),
+        index = {"format": FORMAT, "name": spec.name, "created": run_lock.now(),
                  "specs": [{"file": SPEC, "name": spec.name, "trials": ids}], "trials": records}
         (root / INDEX).write_text(json.dumps(index, indent=1))
         return cls(root, index, spec.trials())
@@ -220,7 +211,7 @@ class SweepStore:
 
     def _write_index(self) -> None:
         index = json.loads((self.root / INDEX).read_text())
-        index.update(specs=self.specs, trials=self.records, updated=_now())
+        index.update(specs=self.specs, trials=self.records, updated=run_lock.now())
         (self.root / INDEX).write_text(json.dumps(index, indent=1))
 
     # ------------------------------------------------------------------ trials
@@ -279,89 +270,17 @@ class SweepStore:
 
     # ------------------------------------------------------------------ lock
     def lock_holder(self) -> dict[str, Any] | None:
-        """The lock's ``{pid, host, started}`` if a live process (or another host) holds it.
+        """The lock's ``{pid, host, started}`` if a live run holds it (see
+        :func:`scalelaw.sweep.run_lock.lock_holder`)."""
+        return run_lock.lock_holder(self.root / LOCK)
 
-        A lock of a process on this host that is gone is stale; so is one on a URL whose
-        ``heartbeat`` is older than :data:`LEASE_SECONDS`.
-        """
-        info = read_json(self.root / LOCK)
-        if not isinstance(info, dict):
-            return None
-        if info.get("host") == socket.gethostname() and not _alive(int(info.get("pid", -1))):
-            return None
-        beat = info.get("heartbeat")
-        if isinstance(beat, int | float) and time.time() - beat > LEASE_SECONDS:
-            return None
-        return info
-
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold ``run.lock`` for a run; refuses if another live run holds it.
-
-        A lock left by a killed process on this host is stale and taken over. Locally, one
-        from another host must be removed by hand (its liveness cannot be checked); on a
-        URL the lock is a lease, renewed by a heartbeat thread while the run lasts.
-        """
-        lock = self.root / LOCK
-        info: dict[str, Any] = {"pid": os.getpid(), "host": socket.gethostname(),
-                                "started": _now()}
-        if not self.root.is_local:
-            info["heartbeat"] = time.time()
-        for attempt in range(2):
-            # exclusive create: of two runs racing for the lock exactly one creates it
-            if lock.create(json.dumps(info)):
-                break
-            if read_json(lock) is None:
-                time.sleep(0.5)  # a racing run may be between creating and writing it
-            holder = self.lock_holder()
-            if holder is not None:
-                raise ConfigError(
-                    f"{self.root}: already being run by process {holder.get('pid')} on "
-                    f"{holder.get('host')} since {holder.get('started')} (if that run is "
-                    f"gone, delete {lock})")
-            if attempt == 0:  # stale (its process is gone): take it over once
-                lock.remove()
-                continue
-            raise ConfigError(f"{self.root}: could not take {LOCK}; try again")
-        stop = threading.Event()
-        beat = None
-        if "heartbeat" in info:
-            beat = threading.Thread(target=self._heartbeat, args=(info, stop), daemon=True)
-            beat.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            if beat is not None:
-                beat.join()
-            if _same_lock(read_json(lock), info):
-                lock.remove()
-
-    def _heartbeat(self, info: dict[str, Any], stop: threading.Event) -> None:
-        """Renew the lease until ``stop``; gives up quietly if the lock is no longer ours."""
-        lock = self.root / LOCK
-        while not stop.wait(HEARTBEAT_SECONDS):
-            with contextlib.suppress(Exception):  # a failed renewal is retried next beat
-                if not _same_lock(read_json(lock), info):
-                    return
-                info["heartbeat"] = time.time()
-                lock.write_text(json.dumps(info))
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        """Hold ``run.lock`` for a run; refuses if another live run holds it (see
+        :func:`scalelaw.sweep.run_lock.hold`)."""
+        return run_lock.hold(self.root, LOCK)
 
 
 # ----------------------------------------------------------------------------- helpers
-def read_json(path: str | os.PathLike[str] | Location) -> Any:
-    """Parsed JSON of ``path``, or ``None`` if it is missing or unreadable."""
-    try:
-        return json.loads(as_location(path).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _same_lock(found: Any, info: dict[str, Any]) -> bool:
-    keys = ("pid", "host", "started")
-    return isinstance(found, dict) and all(found.get(k) == info[k] for k in keys)
-
-
 def _load_copy(path: Location) -> SweepSpec:
     """A spec copy of the sweep directory (local: by file name, as before; URL: its text)."""
     if path.is_local:
@@ -405,19 +324,3 @@ def _spec_text(spec: SweepSpec) -> str:
         raise ConfigError("spec: a spec with overrides must be loaded from a file to be run")
     raw["sweep"] = sweep
     return yaml.safe_dump(plain(raw), sort_keys=False)
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
