@@ -34,8 +34,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scalelaw import published
-from scalelaw._extrapolation import check_plausible
-from scalelaw._fitted_laws import check_positive, load_laws, range_notes, resolve_laws
+from scalelaw._extrapolation import check_plausible, extrapolation_notes
+from scalelaw._fitted_laws import (
+    check_positive,
+    fitted_domain,
+    load_laws,
+    range_notes,
+    resolve_laws,
+)
 from scalelaw.fit.allocate import compute_optimal
 from scalelaw.fit.result import FitResult
 
@@ -303,6 +309,8 @@ def recommend(
         n_opt, d_opt = float(opt["N_opt"][0]), float(opt["D_opt"][0])
         compute.update({"yours_n_opt": n_opt, "yours_d_opt": d_opt,
                         "yours_tokens_per_param": d_opt / n_opt})
+        notes.extend(f"'yours' optimum: {note}" for note in extrapolation_notes(
+            f"your {loss_fit.law} loss fit", fitted_domain(loss_fit), {"N": n_opt, "D": d_opt}))
         notes.append(f"'yours' optimum from the given {loss_fit.law} loss fit (its own N "
                      f"convention: {loss_fit.conventions.get('N', 'as fitted')}); the LR and "
                      f"batch come from the published {law.name} law (a loss law gives none)")

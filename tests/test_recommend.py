@@ -175,6 +175,12 @@ def test_a_users_loss_fit_allocates_compute() -> None:
     assert rec.compute["yours_n_opt"] != rec.compute["epoch_n_opt"]
     assert any(label == "yours optimum" for label, _ in rec.rows())
     assert any("'yours' optimum" in n for n in rec.notes)
+    assert not [n for n in rec.notes if "extrapolation" in n]  # no fitted range recorded
+    ranged = FitResult(law="chinchilla", params=mine.params,
+                       metadata={"domain": {"N": [1e7, 1e8], "D": [1e9, 1e10]}})
+    (note,) = [n for n in recommend(1e9, 2e10, laws=ranged).notes if "extrapolation" in n]
+    assert note.startswith("'yours' optimum: N = ") and "above the range your chinchilla " \
+        "loss fit was fitted on (1e+07 to 1e+08)" in note
 
 
 def test_numpy_scalars_are_numbers():

@@ -42,6 +42,7 @@ from scalelaw.fit import coords as _coords
 from scalelaw.fit.laws import Law, get_law
 from scalelaw.fit.objective import Objective, RowLoss, as_objective
 from scalelaw.fit.objective_spec import read_objective
+from scalelaw.fit.programs import machine_cache
 from scalelaw.fit.result import FitResult
 from scalelaw.fit.solver import solve
 from scalelaw.fit.table import TableLike, check_bootstrap, read_table, validated_columns
@@ -248,8 +249,10 @@ def fit_law(
         raise ConfigError(f"weights: {(w > 0).sum()} row(s) to fit have weight > 0, need at "
                           f"least {n_free} (the free parameters)")
     starts = _starts(law, init_grid)
-    theta, value, info = solve(law, x, y, starts=starts, weights=w, objective=obj,
-                               coords=coords, screen_steps=screen_steps, keep=keep, tol=tol)
+    with machine_cache():
+        theta, value, info = solve(law, x, y, starts=starts, weights=w, objective=obj,
+                                   coords=coords, screen_steps=screen_steps, keep=keep,
+                                   tol=tol)
     natural = law.to_natural(theta)
     metadata: dict[str, Any] = {
         "fit_params": dict(zip(law.params, theta.tolist(), strict=True)),
@@ -261,6 +264,7 @@ def fit_law(
                    "over starts", **info,
                    "screen_steps": screen_steps, "keep": keep, "tol": tol},
         "protocol": protocol, "source": law.source,
+        "domain": {k: [float(np.min(v)), float(np.max(v))] for k, v in x.items()},
     }
     result = FitResult(law=law.name, params=natural, kind=law.kind,
                        conventions=dict(law.conventions), objective=value,
@@ -268,9 +272,10 @@ def fit_law(
     if holdout is not None:
         metadata["holdout"] = bs.holdout_error(result, law, *holdout, above=holdout_above)
     if bootstrap:
-        result.samples, summary = bs.bootstrap_samples(
-            law, x, y, theta, n_resamples=bootstrap, seed=seed, objective=obj, coords=coords,
-            weights=w)
+        with machine_cache():
+            result.samples, summary = bs.bootstrap_samples(
+                law, x, y, theta, n_resamples=bootstrap, seed=seed, objective=obj,
+                coords=coords, weights=w)
         metadata["bootstrap"] = {**summary, "seed": int(seed),
                                  "protocol": "rows resampled, each refit from the best fit; "
                                              "unconverged refits counted and left out"}

@@ -58,6 +58,24 @@ def export_cache(path: str | os.PathLike[str] | None) -> Iterator[None]:
         _EXPORT_DIR = before
 
 
+@contextlib.contextmanager
+def machine_cache() -> Iterator[None]:
+    """Within the block, use the machine's caches unless a caller chose already: JAX's
+    persistent compilation cache (:func:`scalelaw.cache.enable_compilation_cache`) and,
+    inside it, the exported fit programs. So a fit in a fresh Python process or Jupyter
+    kernel loads its programs as the CLI does instead of tracing and compiling them again.
+    ``JAX_COMPILATION_CACHE_DIR=""`` turns both off.
+    """
+    if _EXPORT_DIR is not None:
+        yield
+        return
+    from scalelaw.cache import enable_compilation_cache
+
+    folder = enable_compilation_cache(min_compile_secs=0.0)
+    with export_cache(None if folder is None else folder / "scalelaw-exported"):
+        yield
+
+
 def export_cache_dir() -> Path | None:
     """The directory of exported programs, or ``None`` when the disk cache is off."""
     return _EXPORT_DIR

@@ -54,6 +54,7 @@ def test_programs_written_then_loaded_without_tracing(tmp_path, fresh, monkeypat
     with export_cache(tmp_path):
         again = fit_law(table(), init_grid=GRID, bootstrap=20, seed=3)
     assert again.objective == first.objective and again.samples == first.samples
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "")  # no disk caches at all
     with pytest.raises(AssertionError, match="traced"):  # the same call, uncached, traces
         fit_law(table(), init_grid=GRID)
 
@@ -142,3 +143,30 @@ def test_a_replaced_builtin_law_is_not_exported():
 
     law = get_law("chinchilla")
     assert not _programs._exportable(dataclasses.replace(law, bounds={}))
+
+
+def _fit_in_fresh_process(env: dict) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, pandas as pd; from scalelaw.fit.fit_law import fit_law; "
+            "N, D = np.meshgrid(np.geomspace(1e7, 1e9, 4), np.geomspace(1e9, 1e11, 4)); "
+            "L = 1.8 + 400 / N**0.34 + 2000 / D**0.37; "
+            "fit_law(pd.DataFrame({'N': N.ravel(), 'D': D.ravel(), 'loss': L.ravel()}), "
+            "keep=2); from scalelaw.fit.programs import export_cache_dir; "
+            "assert export_cache_dir() is None")  # scoped to the fit
+    base = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    subprocess.run([sys.executable, "-c", code], env={**base, **env}, check=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_the_api_keeps_its_programs_in_the_machine_cache(tmp_path) -> None:
+    """A fit from Python (a fresh kernel) uses the persistent compilation cache and the
+    exported programs, as the CLI does; ``JAX_COMPILATION_CACHE_DIR=""`` turns both off."""
+    _fit_in_fresh_process({"XDG_CACHE_HOME": str(tmp_path / "on")})
+    exported = tmp_path / "on" / "scalelaw" / "jax" / "scalelaw-exported"
+    assert exported.is_dir() and any(exported.rglob("*"))
+    _fit_in_fresh_process({"XDG_CACHE_HOME": str(tmp_path / "off"),
+                           "JAX_COMPILATION_CACHE_DIR": ""})
+    assert not (tmp_path / "off").exists()
