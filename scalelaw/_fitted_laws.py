@@ -127,21 +127,26 @@ def load_laws(laws: Any) -> Any:
 
 def _from_power_fit(fit: FitResult, batch_law: published.PublishedLaw, n: float, d: float,
                     seq_len: int) -> tuple[float, float, dict, str, list[str]]:
-    """lr* = beta * a * D^b from a fitted Power schedule (the batch from ``batch_law``)."""
+    """lr* = a * beta^c * D^b from a fitted Power schedule (the batch from ``batch_law``;
+    c = 1 unless the fit freed it)."""
     batch_tokens = batch_law.predict(n, d, seq_len)[1]
     beta = max(1.0, round(batch_tokens / seq_len))
     a, b = fit.params["a"], fit.params["b"]
-    lr = beta * a * d**b
+    c = fit.params.get("batch_exponent", 1.0)
+    lr = a * beta**c * d**b
     intervals = {}
     if fit.samples:
-        draws = sorted(beta * sa * d**sb for sa, sb in zip(fit.samples["a"], fit.samples["b"],
-                                                             strict=True))
+        cs = fit.samples.get("batch_exponent", [c] * len(fit.samples["a"]))
+        draws = sorted(sa * beta**sc * d**sb for sa, sb, sc in zip(
+            fit.samples["a"], fit.samples["b"], cs, strict=True))
         intervals["lr"] = (_quantile(draws, 0.025), _quantile(draws, 0.975))
-    label = (f"fitted Power schedule: lr* = beta x {a:.4g} x D^{b:.4f} (beta = batch in "
+    power = "beta" if c == 1.0 else f"beta^{c:.3f}"
+    label = (f"fitted Power schedule: lr* = {a:.4g} x {power} x D^{b:.4f} (beta = batch in "
              f"sequences; Shen et al. 2024 Eq. 5-6 form, fitted on your runs)")
     notes = [f"batch from the published {batch_law.name} law (the Power scheduler has no "
              "batch-size law), rounded to whole sequences",
-             f"Shen et al. 2024 fitted a = 4.6, b = -0.51; this fit a = {a:.4g}, b = {b:.4f}"]
+             f"Shen et al. 2024 fitted a = 4.6, b = -0.51 (c = 1); this fit a = {a:.4g}, "
+             f"b = {b:.4f}, c = {c:.3f}"]
     return lr, beta * seq_len, intervals, label, notes
 
 

@@ -277,11 +277,13 @@ def recommend(
         notes.extend(more)
         if isinstance(laws, FitResult) and laws.kind == "schedule":
             fa, fb = laws.params["a"], laws.params["b"]
+            fc = laws.params.get("batch_exponent", 1.0)
 
             def schedule_fn(lr: float, batch_seq: float, d: float) -> dict:
-                return published.power_schedule(lr, batch_seq, d, a=fa, b=fb,
-                                                source="a and b fitted on your runs; lr_max "
-                                                "as Shen et al.")
+                # beta * a' * n^b with a' = a * beta^(c - 1) is the fitted a * beta^c * n^b
+                return published.power_schedule(lr, batch_seq, d, a=fa * batch_seq ** (fc - 1),
+                                                b=fb, source="a, b (and c) fitted on your "
+                                                "runs; lr_max as Shen et al.")
         else:
             schedule_fn = law.schedule
             notes.append(f"schedule from the published {law.name} law (a fitted law records "

@@ -61,7 +61,9 @@ def transfer_lr(params: Mapping[str, float], metadata: Mapping[str, Any],
 
 
 def schedule_lr(params: Mapping[str, float], batch: Any, tokens: Any) -> np.ndarray:
-    """The Power scheduler's optimal LR ``beta * a * T^b`` (Shen et al. 2024, Eq. 5-6),
-    ``beta`` the batch in sequences, ``T`` the tokens trained."""
+    """The Power scheduler's optimal LR ``a * beta^c * T^b`` (Shen et al. 2024, Eq. 5-6:
+    c = 1), ``beta`` the batch in sequences, ``T`` the tokens trained; ``c`` is the fit's
+    ``batch_exponent`` (1 when absent)."""
     beta = np.asarray(batch, dtype=float)
-    return beta * params["a"] * np.asarray(tokens, dtype=float) ** params["b"]
+    c = params.get("batch_exponent", 1.0)
+    return params["a"] * beta**c * np.asarray(tokens, dtype=float) ** params["b"]

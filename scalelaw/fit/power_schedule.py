@@ -9,6 +9,11 @@ runs: per (beta, T) cell the vertex of the parabola in log2 lr
 bound and is left out), then OLS of ``log(eta* / beta)`` on ``log T``. Cooldown branches
 (:mod:`scalelaw.sweep.branches`) give several T per run.
 
+Shen et al.'s form makes the optimal LR linear in the batch (their muP + WSD finding).
+``batch_exponent=None`` fits ``eta* = a * beta^c * T^b`` instead (OLS of ``log eta*`` on
+``log beta`` and ``log T``), so that the linear scaling is tested rather than assumed
+(Adam's square-root rule, Granziol et al. 2022, is c = 1/2).
+
 Reads tables only (numpy, pandas, scipy): no JAX.
 
 Examples
@@ -57,10 +62,18 @@ def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(intercept), float(slope)
 
 
+def _ols2(x: np.ndarray, z: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """OLS of y on (1, x, z): (intercept, coefficient of x, coefficient of z)."""
+    design = np.column_stack([np.ones_like(x), x, z])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return float(coef[0]), float(coef[1]), float(coef[2])
+
+
 def fit_power_schedule(table: TableLike, *, batch: str = "batch_size", tokens: str = "tokens",
                        lr: str = "lr", loss: str = "loss", bootstrap: int = 0,
-                       seed: int = 0) -> FitResult:
-    """Fit ``eta*(beta, T) = beta * a * T^b`` to an LR x batch x tokens grid of runs.
+                       seed: int = 0, batch_exponent: float | None = 1.0) -> FitResult:
+    """Fit ``eta*(beta, T) = a * beta^c * T^b`` (Shen et al.: c = 1) to an LR x batch x
+    tokens grid of runs.
 
     Parameters
     ----------
@@ -72,13 +85,17 @@ def fit_power_schedule(table: TableLike, *, batch: str = "batch_size", tokens: s
         whose loss is not finite, are left out.
     bootstrap : int
         Resamples of the cells (0, the default: the point fit, no intervals).
+    batch_exponent : float or None
+        ``c``, the power of the batch: 1 (the default) is Shen et al.'s linear scaling;
+        None fits it (it then needs at least 2 batch sizes with interior optima).
 
     Returns
     -------
     FitResult
-        ``kind="schedule"``, ``law="power_schedule"``, params ``a``, ``b`` (and
-        ``log_a``); ``metadata["cells"]`` the per-cell optima (``used``: False on the
-        grid's edge), ``metadata["paper"]`` Shen et al.'s values for comparison.
+        ``kind="schedule"``, ``law="power_schedule"``, params ``a``, ``b``,
+        ``batch_exponent`` (and ``log_a``); ``metadata["cells"]`` the per-cell optima
+        (``used``: False on the grid's edge), ``metadata["paper"]`` Shen et al.'s values
+        for comparison.
 
     Raises
     ------
@@ -105,31 +122,51 @@ def fit_power_schedule(table: TableLike, *, batch: str = "batch_size", tokens: s
     used = ~cells["edge"].to_numpy()
     cells["used"] = used
     x = np.log(cells["tokens"].to_numpy(float))[used]
-    y = np.log(cells["lr_opt"].to_numpy(float) / cells["batch"].to_numpy(float))[used]
+    z = np.log(cells["batch"].to_numpy(float))[used]
+    log_lr = np.log(cells["lr_opt"].to_numpy(float))[used]
     if len(np.unique(x)) < 2:
         raise ConfigError(f"column {tokens!r}: {len(np.unique(x))} token budget(s) with an "
                           "interior LR optimum; at least 2 are needed to fit the exponent b")
-    log_a, b = _ols(x, y)
+    if batch_exponent is None and len(np.unique(z)) < 2:
+        raise ConfigError(f"batch_exponent: None fits it, which needs at least 2 batch sizes "
+                          f"(column {batch!r}) with an interior LR optimum, got "
+                          f"{len(np.unique(z))}")
+
+    def solve(idx: np.ndarray) -> tuple[float, float, float] | None:
+        if len(np.unique(x[idx])) < 2:
+            return None
+        if batch_exponent is None:
+            if len(np.unique(z[idx])) < 2:
+                return None
+            log_a, b, c = _ols2(x[idx], z[idx], log_lr[idx])
+            return log_a, b, c
+        log_a, b = _ols(x[idx], log_lr[idx] - batch_exponent * z[idx])
+        return log_a, b, float(batch_exponent)
+
+    everything = np.arange(len(x))
+    point = solve(everything)
+    assert point is not None  # checked above
+    log_a, b, c = point
     samples: dict[str, list[float]] = {}
     if bootstrap:
         rng = np.random.default_rng(seed)
-        draws = []
-        for _ in range(bootstrap):
-            idx = rng.integers(0, len(x), len(x))
-            if len(np.unique(x[idx])) >= 2:
-                draws.append(_ols(x[idx], y[idx]))
+        draws = [d for d in (solve(rng.integers(0, len(x), len(x))) for _ in range(bootstrap))
+                 if d is not None]
         arr = np.array(draws)
         samples = {"log_a": arr[:, 0].tolist(), "b": arr[:, 1].tolist(),
                    "a": np.exp(arr[:, 0]).tolist()}
-    resid = y - (log_a + b * x)
+        if batch_exponent is None:
+            samples["batch_exponent"] = arr[:, 2].tolist()
+    resid = log_lr - (log_a + b * x + c * z)
     return FitResult(
         law="power_schedule", kind="schedule",
-        params={"a": math.exp(log_a), "b": b, "log_a": log_a},
+        params={"a": math.exp(log_a), "b": b, "batch_exponent": c, "log_a": log_a},
         conventions={"batch": "sequences", "tokens": "tokens trained (T)",
                      "lr": "loss-optimal peak LR (absolute)"},
         objective=float(resid @ resid), n_points=int(used.sum()), samples=samples,
         metadata={"cells": cells.to_dict(orient="list"), "bootstrap": bootstrap,
-                  "seed": seed, "formula": "lr* = beta * a * T^b",
+                  "seed": seed, "formula": "lr* = a * beta^c * T^b" + (
+                      " (c fitted)" if batch_exponent is None else f" (c = {c:g})"),
                   "paper": {"a": 4.6, "b": -0.51, "source": "Shen et al. 2024, arXiv "
                                                             "2408.13359, Eq. 5-6"},
                   "source": "per-cell parabola vertices in log2 lr; OLS of log(lr*/beta) "

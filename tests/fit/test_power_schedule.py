@@ -63,3 +63,25 @@ def test_edge_optima_are_left_out_and_one_budget_is_refused() -> None:
         fit_power_schedule(grid(), batch="bs")
     with pytest.raises(ConfigError, match="bootstrap: must be 0 or >= 2"):
         fit_power_schedule(grid(), bootstrap=1)
+
+
+def test_the_batch_exponent_can_be_fitted_instead_of_assumed() -> None:
+    """Optima that scale as beta^0.5 (Adam's square-root rule), not linearly: the free
+    exponent recovers c, a and b; the paper's linear form cannot, and predict uses c."""
+    rows = [(beta, T, lr, 3.0 + 0.04 * np.log2(lr / (0.02 * beta**0.5 * T**-0.2)) ** 2)
+            for beta in (2, 4, 8, 16) for T in (1e6, 4e6, 1.6e7)
+            for lr in 2.0 ** np.arange(-14, -2, 0.5)]
+    table = pd.DataFrame(rows, columns=["batch_size", "tokens", "lr", "loss"])
+    free = fit_power_schedule(table, batch_exponent=None, bootstrap=50)
+    assert free.params["batch_exponent"] == pytest.approx(0.5, abs=0.01)
+    assert free.params["a"] == pytest.approx(0.02, rel=0.05)
+    assert free.params["b"] == pytest.approx(-0.2, abs=0.01)
+    lo, hi = free.interval("batch_exponent")
+    assert lo < 0.5 < hi + 1e-9 and hi - lo < 0.05
+    assert float(free.predict(batch=9, tokens=4e6)) == pytest.approx(
+        0.02 * 3 * 4e6**-0.2, rel=0.05)
+    linear = fit_power_schedule(table)
+    assert linear.params["batch_exponent"] == 1.0
+    assert linear.objective > 100 * free.objective  # the linear form misfits these optima
+    with pytest.raises(ConfigError, match="^batch_exponent: None fits it"):
+        fit_power_schedule(table[table["batch_size"] == 4], batch_exponent=None)
