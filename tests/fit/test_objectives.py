@@ -204,8 +204,14 @@ def test_chinchilla_package_default_matches_scipy():
                    constraints=[{"type": "eq", "fun": cons}],
                    bounds=[(None, None)] * 5 + [(0, None)] * 2 * n,
                    options={"ftol": 1e-15, "maxiter": 2000})
-    assert res.objective == pytest.approx(ref.fun, rel=1e-7)
-    np.testing.assert_allclose(vec(res.params), vec(law.to_natural(ref.x[:5])), rtol=1e-4)
+    # never worse than scipy's optimum; SLSQP on this non-smooth programme stops up to a few
+    # 1e-6 (relative) above it depending on the machine, so ours may be slightly lower. The
+    # mean absolute error is flat along the (A, E, alpha) valley here (A moved 6% for a 2e-6
+    # change of the objective on one machine), so the fits are compared by their predicted
+    # losses at the data, which that valley leaves in place, not by their parameters
+    assert ref.fun * (1 - 1e-5) <= res.objective <= ref.fun * (1 + 1e-7)
+    np.testing.assert_allclose(chinchilla(res.params, N, D),
+                               chinchilla(law.to_natural(ref.x[:5]), N, D), rtol=2e-3)
     r = chinchilla(res.params, N, D) - L
     assert (r < -1e-9).sum() <= n / 11 + 5 < (r > 1e-9).sum()  # above most of the data
     assert res.metadata["objective"] == ("mean asymmetric absolute raw residuals "
