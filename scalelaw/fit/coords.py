@@ -104,7 +104,7 @@ class Coords:
 
     def starts(self, starts: np.ndarray) -> np.ndarray:
         """Starts (S, size) in fit space → distinct starts (S', free) in ``u``; a start on
-        or outside a bound is first moved :data:`START_MARGIN` of the interval inside."""
+        or outside a bound is first moved ``START_MARGIN`` (0.01) of the interval inside."""
         s = np.asarray(starts, np.float64)[:, list(self.free)]
         if self.identity:
             return s

@@ -255,7 +255,7 @@ def squared(space: Space = "log", reduction: Reduction = "sum") -> Objective:
 
 def absolute(space: Space = "log", reduction: Reduction = "sum") -> Objective:
     """|r|, least absolute deviations. Not smooth at r = 0: the fit first minimises the
-    surrogate sqrt(r² + μ²) − μ for decreasing μ (:attr:`Objective.smooth`), then |r|.
+    surrogate sqrt(r² + μ²) − μ for decreasing μ (``Objective.smooth``), then |r|.
 
     >>> absolute("raw").name
     'absolute:raw'
