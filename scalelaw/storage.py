@@ -181,7 +181,7 @@ class Location:
         return [self / n for n in sorted(out) if n]
 
     def check(self) -> None:
-        """Fail at once, naming :attr:`field`, if a URL's store cannot be reached or its
+        """Fail at once, naming ``field`` (the flag), if a URL's store cannot be reached or its
         bucket does not exist (a local path: nothing to check)."""
         if self.fs is None:
             return

@@ -176,7 +176,8 @@ def surrogate(obj: Objective, mu: Any) -> Objective:
 
 
 def smoothing_levels(law: Law, obj: Objective, coords: Coords, u: Any, args: Any) -> Any:
-    """The mu of each continuation level: (weighted mean |r| at ``u``) x ``SMOOTHING`` (1e-1 ... 1e-8)."""
+    """The mu of each continuation level: (weighted mean |r| at ``u``) x ``SMOOTHING``
+    (1e-1 ... 1e-8)."""
     import jax.numpy as jnp
 
     x, t, w = args
