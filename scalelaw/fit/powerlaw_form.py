@@ -6,13 +6,8 @@ coefficient names of Step Law's released fits (Li et al. 2025, arXiv 2503.04715,
 Kept apart so that :mod:`scalelaw.recommend` evaluates saved fits without importing pandas:
 :func:`predict_hparams` is the one evaluation of a ``kind="hparams"`` fit, used by both.
 
-Examples
---------
->>> coefs = {"lr_intercept": 0.5862, "lr_coefN": -0.713, "lr_coefD": 0.307,
-...          "bs_intercept": -0.5447, "bs_coefD": 0.571}
->>> lr, bs = power_law_predict(coefs, 1e9, 1e11)
->>> round(float(lr), 5), round(float(bs) / 2048)
-(0.00164, 541)
+The formula itself is ``scalelaw.fit._evaluate.power_law_predict`` (re-exported here),
+whose example this module shares; :func:`predict_hparams` shows it on a fit.
 """
 
 from __future__ import annotations

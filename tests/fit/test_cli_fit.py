@@ -8,16 +8,9 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from _cli_run import run
 
-from scalelaw.cli import main
 from scalelaw.fit.result import load_fit
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from _cli_run import run
 
-from scalelaw.cli import main
 from scalelaw.fit.result import load_fit
 
 
@@ -15,13 +15,6 @@ def asymmetric_table():
     rows = [(N, 1e17 * 10**i, 2 + 0.3 * (1 - (N / 10 ** (7.5 + 0.5 * i)) ** 0.3) ** 2 - 0.01 * i)
             for i in range(5) for N in np.geomspace(1e7, 1e10, 16)]
     return pd.DataFrame(rows, columns=["N", "C", "loss"])
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.fixture

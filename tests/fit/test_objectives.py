@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from _cli_run import run
 from scipy.optimize import curve_fit, least_squares, linprog, minimize
 
-from scalelaw.cli import main
 from scalelaw.errors import ConfigError
 from scalelaw.fit import bootstrap as bs
 from scalelaw.fit import programs as _programs
@@ -342,13 +342,6 @@ def test_bad_arguments_are_one_line_config_errors(kwargs, message):
 
 
 # ------------------------------------------------------------------ the CLI
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
-
-
 @pytest.fixture
 def csv(tmp_path):
     path = tmp_path / "runs.csv"
