@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from scalelaw._cli._common import print_json, print_rows
+from scalelaw._cli._grid_options import Batch, BatchUnit, CellKeys, Loss, SeqLen
 
 
 def fit_hparams_cmd(
@@ -19,17 +20,11 @@ def fit_hparams_cmd(
     n: Annotated[str, typer.Option("--n", help="Column with parameters N.")] = "N",
     d: Annotated[str, typer.Option("--d", help="Column with training tokens D.")] = "D",
     lr: Annotated[str, typer.Option("--lr", help="Column with the peak LR.")] = "lr",
-    batch: Annotated[str, typer.Option("--batch", help="Column with the batch size.")] = "bs",
-    batch_unit: Annotated[
-        str, typer.Option("--batch-unit", help="sequences or tokens.")
-    ] = "sequences",
-    seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")] = 2048,
-    loss: Annotated[str | None, typer.Option(
-        "--loss", help="Column with the final loss (default 'loss'; said loudly when a "
-        "smoothed-loss column exists).")] = None,
-    cell_keys: Annotated[str | None, typer.Option(
-        "--cell-keys", help="Comma-separated columns that define a cell (default: the N "
-        "and D columns), e.g. model_id,D.")] = None,
+    batch: Batch = "bs",
+    batch_unit: BatchUnit = "sequences",
+    seq_len: SeqLen = 2048,
+    loss: Loss = None,
+    cell_keys: CellKeys = None,
     method: Annotated[str, typer.Option("--method", help="band (Step Law) or bowl.")] = "band",
     threshold: Annotated[
         float, typer.Option("--threshold", help="Band: relative loss to the cell's best.")
@@ -98,7 +93,7 @@ def recommend_cmd(
     tokens: Annotated[float, typer.Option("--tokens", help="Training tokens D.")],
     laws: Annotated[Path | None, typer.Option(
         "--laws", help="A saved fit: fit-hparams --save or sweep recommend --save.")] = None,
-    seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")] = 2048,
+    seq_len: SeqLen = 2048,
     source: Annotated[
         str, typer.Option("--source", help="Published law: steplaw, deepseek, kaplan, power.")
     ] = "steplaw",

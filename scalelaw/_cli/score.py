@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from scalelaw._cli._common import print_json
+from scalelaw._cli._grid_options import Batch, BatchUnit, CellKeys, Loss, SeqLen
 
 
 def score_laws_cmd(
@@ -23,16 +24,11 @@ def score_laws_cmd(
     n: Annotated[str, typer.Option("--n", help="Column with parameters N.")] = "N",
     d: Annotated[str, typer.Option("--d", help="Column with training tokens D.")] = "D",
     lr: Annotated[str, typer.Option("--lr", help="Column with the peak LR.")] = "lr",
-    batch: Annotated[str, typer.Option("--batch", help="Column with the batch size.")] = "bs",
-    batch_unit: Annotated[
-        str, typer.Option("--batch-unit", help="sequences or tokens.")] = "sequences",
-    seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")] = 2048,
-    loss: Annotated[str | None, typer.Option(
-        "--loss", help="Column with the final loss (default 'loss'; said loudly when a "
-        "smoothed-loss column exists).")] = None,
-    cell_keys: Annotated[str | None, typer.Option(
-        "--cell-keys", help="Comma-separated columns that define a cell (default: the N "
-        "and D columns), e.g. model_id,D.")] = None,
+    batch: Batch = "bs",
+    batch_unit: BatchUnit = "sequences",
+    seq_len: SeqLen = 2048,
+    loss: Loss = None,
+    cell_keys: CellKeys = None,
     flops_per_token: Annotated[str | None, typer.Option(
         "--flops-per-token", help="Column with non-embedding FLOPs per token M (DeepSeek's "
         "C = M D; default M = 6N).")] = None,
