@@ -39,6 +39,10 @@ TWO = {**TINY, "name": "two", "sweep": {"optimizer.lr": [2e-3, 1e-2], "model.dep
 # One group of three members, 64 steps each (as tests/sweep/test_runner.py's kill test).
 KILL = {**TINY, "name": "kill", "train": {**TINY["train"], "tokens": 64 * 128},
         "sweep": {"optimizer.lr": [2e-3, 5e-3, 1e-2]}}
+# The same group, 512 steps a member (about 3 s each here), for the Ctrl-C tests: long
+# enough that a loaded CI machine cannot finish the group between the interrupt and the
+# tasks' cancellation (with KILL's 64 steps it once did, and the test saw all 3 done).
+LONG = {**KILL, "name": "long", "train": {**KILL["train"], "tokens": 512 * 128}}
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +170,7 @@ class StopAfterProgress(RunObserver):
 
 def test_ctrl_c_cancels_the_tasks_and_keeps_finished_work(cluster, tmp_path):
     out = tmp_path / "out"
-    store = SweepStore.prepare(out, load_spec(KILL))
+    store = SweepStore.prepare(out, load_spec(LONG))
     summary = run_sweep(store, RayExecutor(mode="sequential", poll_seconds=0.1,
                                            cancel_grace_s=5), observer=StopAfterProgress())
     assert summary.interrupted and summary.exit_code == 130
@@ -194,7 +198,7 @@ def test_cli_runs_on_the_cluster(cluster, reference, tmp_path):
 
 
 def test_cli_ctrl_c_cancels_the_run(cluster, tmp_path):
-    spec = write_spec(tmp_path / "kill.yaml", KILL)
+    spec = write_spec(tmp_path / "long.yaml", LONG)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "scalelaw.cli", "sweep", "run", str(spec), "--out", str(out),
            "--mode", "sequential", "--executor", "ray", "--ray-address", cluster]
