@@ -51,6 +51,7 @@ PUBLISHED = {"a1": -0.124, "b1": 0.424, "alpha": 0.123, "a2": 88.01, "b2": -6.28
              "beta": -0.1, "a3": -0.021, "b3": -0.091, "gamma": 0.169}
 DEFAULT_GRID = np.round(np.linspace(-1.0, 1.0, 401), 6)  # step 0.005, then refined
 LAMBDA = math.sqrt(2.0)
+RTOL = 0.01  # D' pairs with λD within 1%: whole-step budgets are up to ~0.2% off a √2 grid
 
 
 def farseer_loss(params: dict[str, float], N: ArrayLike, D: ArrayLike) -> np.ndarray:
@@ -64,34 +65,58 @@ def farseer_loss(params: dict[str, float], N: ArrayLike, D: ArrayLike) -> np.nda
 
 
 # ------------------------------------------------------------------------- stage 1
-def differences(N: np.ndarray, D: np.ndarray, L: np.ndarray, lam: float = LAMBDA) -> pd.DataFrame:
-    """All pairs (N, D, λD) present in the data, with R = L(N, D) − L(N, λD).
+def differences(N: np.ndarray, D: np.ndarray, L: np.ndarray, lam: float = LAMBDA,
+                rtol: float = RTOL) -> pd.DataFrame:
+    """All pairs (N, D, D') with D' within ``rtol`` of λD, R = L(N, D) − L(N, D').
 
-    D values are matched to λD with a relative tolerance of 1e-3 (grids are often
-    printed rounded).
+    ``ratio`` is each pair's own D'/D: budgets rounded to whole steps (or printed rounded)
+    are never exactly λ apart, and the later stages use the pair's ratio, so the rounding
+    biases nothing; on an exact grid ``ratio`` is λ.
+
+    Examples
+    --------
+    >>> d = np.array([98304, 139264, 196608])  # sqrt(2) apart, rounded to 2048-token steps
+    >>> differences(np.full(3, 1e6), d, np.array([3.0, 2.9, 2.82]))[["D", "ratio"]].round(4)
+            D   ratio
+    0   98304  1.4167
+    1  139264  1.4118
     """
     rows = []
     df = pd.DataFrame({"N": N, "D": D, "L": L})
     for n_val, g in df.groupby("N"):
         d, loss = g["D"].to_numpy(), g["L"].to_numpy()
         for i in range(len(d)):
-            j = np.flatnonzero(np.abs(d / (lam * d[i]) - 1.0) < 1e-3)
-            if len(j):
-                rows.append((n_val, d[i], loss[i] - loss[j[0]]))
-    return pd.DataFrame(rows, columns=["N", "D", "R"])
+            off = np.abs(d / (lam * d[i]) - 1.0)
+            j = int(np.argmin(off))
+            if off[j] < rtol:
+                rows.append((n_val, d[i], loss[i] - loss[j], d[j] / d[i]))
+    return pd.DataFrame(rows, columns=["N", "D", "R", "ratio"])
 
 
 def per_n_terms(diffs: pd.DataFrame, lam: float = LAMBDA) -> pd.DataFrame:
     """Stage 1: per N, OLS log R = log B̂ − A log D; B = B̂ / (1 − λ^−A).
 
     Non-positive differences (noise) are dropped; an N with fewer than two positive
-    differences is skipped.
+    differences is skipped. Pairs whose ratio ρ = D'/D is not exactly λ (``ratio``
+    column of :func:`differences`) have R = B (1 − ρ^−A) D^−A: their log R is moved to
+    λ's by log((1 − λ^−A) / (1 − ρ^−A)) at the current A and the OLS repeated until A
+    settles (a few rounds; none on an exact grid).
     """
     rows = []
     for n_val, g in diffs[diffs["R"] > 0].groupby("N"):
         if len(g) < 2:
             continue
-        slope, intercept = np.polyfit(np.log(g["D"]), np.log(g["R"]), 1)
+        logd, logr = np.log(g["D"].to_numpy()), np.log(g["R"].to_numpy())
+        rho = g["ratio"].to_numpy() if "ratio" in g else np.full(len(g), lam)
+        slope, intercept = np.polyfit(logd, logr, 1)
+        for _ in range(20 if np.any(rho != lam) else 0):
+            A = -slope
+            if A <= 0:
+                break
+            shift = np.log((1.0 - lam**-A) / (1.0 - rho**-A))
+            previous, (slope, intercept) = slope, np.polyfit(logd, logr + shift, 1)
+            if abs(slope - previous) < 1e-12:
+                break
         A = -slope
         if A <= 0:
             continue
@@ -132,7 +157,8 @@ def _r_sse(diffs: pd.DataFrame, p: dict[str, float], lam: float) -> float:
     N, D = diffs["N"].to_numpy(), diffs["D"].to_numpy()
     A = np.exp(p["a1"] * N ** p["alpha"] + p["b1"])
     B = np.exp(p["a2"] * N ** p["beta"] + p["b2"])
-    r = diffs["R"].to_numpy() - B * (1.0 - lam**-A) * D**-A
+    rho = diffs["ratio"].to_numpy() if "ratio" in diffs else lam
+    r = diffs["R"].to_numpy() - B * (1.0 - rho**-A) * D**-A
     out = float(r @ r)
     return out if math.isfinite(out) else math.inf
 
@@ -157,6 +183,7 @@ def fit_farseer(
     d: str = "D",
     loss: str = "loss",
     lam: float = LAMBDA,
+    rtol: float = RTOL,
     rounds: int = 2,
     grid: np.ndarray | None = None,
     holdout_above: float | None = None,
@@ -171,6 +198,9 @@ def fit_farseer(
         Column names (N non-embedding parameters, D tokens, final loss).
     lam : float
         Ratio between consecutive D values used for the differences (paper: √2).
+    rtol : float
+        How far (relative) a D' may be from λD and still pair with D (default 1%);
+        each difference is then modelled with its own ratio D'/D (:func:`differences`).
     rounds : int
         Rounds of alternating refinement of α and β (paper: 1–2).
     grid : array, optional
@@ -195,7 +225,7 @@ def fit_farseer(
     train = np.ones_like(N, dtype=bool) if holdout_above is None else N <= holdout_above
     if holdout_above is not None and train.all():
         raise ConfigError(f"holdout_above: no rows with N > {holdout_above:g}")
-    diffs = differences(N[train], D[train], L[train], lam)
+    diffs = differences(N[train], D[train], L[train], lam, rtol)
     terms = per_n_terms(diffs, lam)
     if len(terms) < 3:
         raise ConfigError(

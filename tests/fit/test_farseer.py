@@ -45,6 +45,33 @@ def test_stage1_exact_on_noise_free_data():
     np.testing.assert_allclose(terms["B"], B, rtol=1e-7)
 
 
+def rounded_grid() -> pd.DataFrame:
+    """The √2 grid with each D rounded to whole steps as a sweep makes them (48 * √2^k steps
+    of a fixed size, rounded): pairs up to 0.18% off λ."""
+    steps = np.round(48 * np.sqrt(2) ** np.arange(9))
+    N, D = np.meshgrid(5e7 * np.sqrt(2) ** np.arange(12), steps * (2e9 / 48))
+    L = farseer_loss(PUBLISHED, N, D)
+    return pd.DataFrame({"N": N.ravel(), "D": D.ravel(), "loss": L.ravel()})
+
+
+def test_budgets_rounded_to_whole_steps_pair_and_use_their_own_ratio():
+    df = rounded_grid()
+    diffs = differences(df["N"].to_numpy(), df["D"].to_numpy(), df["loss"].to_numpy())
+    assert len(diffs) == 12 * 8  # every consecutive pair, although none is exactly √2 apart
+    off = np.abs(diffs["ratio"] / np.sqrt(2) - 1)
+    assert 1e-3 < off.max() < 2e-3
+    terms = per_n_terms(diffs)
+    n = terms["N"].to_numpy()
+    A = np.exp(PUBLISHED["a1"] * n ** PUBLISHED["alpha"] + PUBLISHED["b1"])
+    B = np.exp(PUBLISHED["a2"] * n ** PUBLISHED["beta"] + PUBLISHED["b2"])
+    np.testing.assert_allclose(terms["A"], A, rtol=1e-8)
+    np.testing.assert_allclose(terms["B"], B, rtol=1e-6)
+    as_if_exact = per_n_terms(diffs.assign(ratio=np.sqrt(2)))  # what ignoring the ratio gives
+    assert np.abs(as_if_exact["A"] / A - 1).max() > 1e-4
+    fit = fit_farseer(df, holdout_above=HOLDOUT)
+    assert fit.metadata["holdout"]["mean_rel_error"] < 1e-6
+
+
 def test_noise_free_recovers_constants_tightly():
     fit = fit_farseer(grid(), holdout_above=HOLDOUT)
     for k, v in PUBLISHED.items():
