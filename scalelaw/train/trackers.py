@@ -62,9 +62,11 @@ scalelaw.errors.FieldError: tracker.mode: only for kind wandb (tensorboard takes
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import json
 import math
+import os
 import time
 import uuid
 import warnings
@@ -128,10 +130,21 @@ def check_tracker(config: TrackerConfig | None) -> None:
     """
     if config is None:
         return
-    package = PACKAGES[config.kind]
-    if importlib.util.find_spec(package) is None:
-        raise ConfigError(f"tracker.kind: {config.kind} needs the {package} package: "
-                          f"pip install 'scalelaw[{config.kind}]'")
+    if importlib.util.find_spec(PACKAGES[config.kind]) is None:
+        raise ConfigError(_missing(config.kind))
+
+
+def _missing(kind: str) -> str:
+    return (f"tracker.kind: {kind} needs the {PACKAGES[kind]} package: "
+            f"pip install 'scalelaw[{kind}]'")
+
+
+def _import(kind: str) -> Any:
+    """The package of ``kind``, or ConfigError naming the extra (e.g. on a Ray worker)."""
+    try:
+        return importlib.import_module(PACKAGES[kind])
+    except ImportError:
+        raise ConfigError(_missing(kind)) from None
 
 
 def flat_row(row: Mapping[str, Any]) -> dict[str, float]:
@@ -188,8 +201,7 @@ class WandbTracker:
         self.run: Any = None  # a wandb Run
 
     def start(self, trial: Any, trial_dir: Location, start_step: int) -> None:
-        import wandb
-
+        wandb = _import("wandb")
         run_file = trial_dir / RUN_ID_FILE
         if run_file.exists():
             run_id = json.loads(run_file.read_text())["run_id"]
@@ -200,6 +212,8 @@ class WandbTracker:
         tags = [f"width={labels['width']}", f"lr={labels['lr']:g}",
                 f"batch={labels['batch_size']}", *self.config.tags]
         c = self.config
+        if c.dir is not None:  # W&B falls back to a temporary folder for a missing one
+            os.makedirs(c.dir, exist_ok=True)
         self.run = wandb.init(
             project=c.project or "scalelaw", entity=c.entity, mode=c.mode, dir=c.dir,
             group=trial.sweep_name or None, job_type="trial", name=trial.trial_id, id=run_id,
@@ -239,14 +253,15 @@ class TensorBoardTracker:
         return str(trial_dir.local / "tensorboard")
 
     def start(self, trial: Any, trial_dir: Location, start_step: int) -> None:
-        from tensorboardX import SummaryWriter
+        tensorboardx = _import("tensorboard")
         from tensorboardX.summary import hparams
 
         # File names hold the second the writer opened: a resume within the same second
         # would reuse (overwrite) the interrupted run's file without a finer suffix, which
         # also keeps TensorBoard's reading order (by name) chronological.
-        writer = SummaryWriter(self.logdir(trial, trial_dir), purge_step=start_step + 1,
-                               filename_suffix=f".{time.time_ns()}")
+        writer = tensorboardx.SummaryWriter(self.logdir(trial, trial_dir),
+                                            purge_step=start_step + 1,
+                                            filename_suffix=f".{time.time_ns()}")
         self.writer = writer
         if start_step == 0:
             text = json.dumps(_config(trial), indent=1)

@@ -123,6 +123,25 @@ def test_the_tracker_reaches_the_trainer_local_and_in_a_ray_task(tmp_path):
     assert seen == [config, config]
 
 
+def test_a_package_missing_where_the_trainer_runs_is_a_warning(tmp_path, monkeypatch):
+    """E.g. a Ray worker without the extra: the run already started, so training goes on."""
+    import sys
+
+    from scalelaw.storage import Location
+
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # import raises ImportError
+    monkeypatch.setattr(trackers, "_WARNED", set())
+    (trial,) = load_spec({**TINY, "sweep": {"optimizer.lr": [1e-2]}}).trials()
+    tracker = make_tracker(TrackerConfig(kind="tensorboard"))
+    with pytest.warns(TrackerWarning, match=r"tracker tensorboard failed in start\(\) for "
+                                            rf"trial {trial.trial_id} \(ConfigError: tracker.kind: "
+                                            r"tensorboard needs the tensorboardX package"):
+        tracker.start(trial, Location(tmp_path), 0)
+    tracker.log([{"step": 4, "train_loss": 1.0}])  # switched off: nothing, no error
+    tracker.finish({"status": "done"})
+    assert not (tmp_path / "tensorboard").exists()
+
+
 def test_only_process_zero_tracks(monkeypatch):
     import jax
 
@@ -244,12 +263,11 @@ def _read_wandb_run(folder: Path) -> dict[str, Any]:
 def test_wandb_offline_runs_hold_the_metrics_rows(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wb"))
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "elsewhere"))  # the block's dir wins
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    (tmp_path / "wb").mkdir()
     spec, store = _run(tmp_path, {"kind": "wandb", "mode": "offline", "project": "tiny-p",
-                                  "tags": ["cpu"]})
+                                  "tags": ["cpu"], "dir": str(tmp_path / "wb")})
     folders = sorted((tmp_path / "wb" / "wandb").glob("offline-run-*"))
     runs = {r["name"]: r for r in map(_read_wandb_run, folders)}
     assert sorted(runs) == sorted(t.trial_id for t in spec.trials())
