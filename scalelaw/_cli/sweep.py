@@ -126,7 +126,7 @@ def run_cmd(
     from scalelaw.sweep.executor_config import resolve_executor
     from scalelaw.sweep.executors import check_trainable
     from scalelaw.sweep.runner import make_executor
-    from scalelaw.sweep.spec import load_executor
+    from scalelaw.sweep.spec import load_executor, load_tracker
     from scalelaw.sweep.store import SPEC, SweepStore
 
     # Everything is checked (and a Ray cluster joined) before anything is written.
@@ -134,12 +134,13 @@ def run_cmd(
     if spec is not None:
         loaded = _spec(spec)
         check_trainable(loaded.trials())
-        config = loaded.executor
+        config, tracker = loaded.executor, loaded.tracker
     else:
         store = SweepStore.open(out)
-        config = load_executor(store.root / SPEC)
+        config, tracker = load_executor(store.root / SPEC), load_tracker(store.root / SPEC)
     config = resolve_executor(config, executor=executor, ray_address=ray_address)
-    chosen = make_executor(config, mode=mode)  # validates --mode; Ray installed
+    # validates --mode; Ray and the tracker's package installed
+    chosen = make_executor(config, mode=mode, tracker=tracker)
     _jax_cache()  # before Ray starts its workers, which inherit the environment
     connect = getattr(chosen, "connect", None)
     if connect is not None:

@@ -39,6 +39,7 @@ from scalelaw.storage import Location, as_location, committed_steps
 from scalelaw.sweep.store import SweepStore
 from scalelaw.sweep.trial import Group
 from scalelaw.train.config import MODES
+from scalelaw.train.trackers import TrackerConfig
 
 __all__ = ["Executor", "GroupResult", "LocalExecutor", "RunObserver", "group_work"]
 
@@ -118,10 +119,13 @@ class LocalExecutor:
     train_fn : callable, optional
         ``train_fn(trials, trial_dirs, *, mode, progress)``; defaults to
         :func:`scalelaw.train.loop.train_group` (imported when first needed).
+    tracker : TrackerConfig, optional
+        The spec's ``tracker:`` block, passed to the trainer as ``tracker=`` (when set).
     """
 
     mode: str = "auto"
     train_fn: TrainFn | None = field(default=None, repr=False)
+    tracker: TrackerConfig | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -144,7 +148,8 @@ class LocalExecutor:
                     folder.mkdir()
                 start = time.perf_counter()
                 members = train(list(group.trials), dirs, mode=self.mode,
-                                progress=lambda k, g=group.group_id: observer.advanced(g, k))
+                                progress=lambda k, g=group.group_id: observer.advanced(g, k),
+                                **tracker_kwargs(self.tracker))
                 result = GroupResult(group.group_id, tuple(members), time.perf_counter() - start)
             observer.group_finished(result)
             results.append(result)
@@ -182,6 +187,11 @@ def checkpoint_step(trial_dir: str | os.PathLike[str] | Location) -> int:
     """The newest complete checkpoint's step in ``trial_dir/ckpt`` (orbax step folders;
     on a URL those with their commit marker), or 0."""
     return max(committed_steps(as_location(trial_dir) / "ckpt"), default=0)
+
+
+def tracker_kwargs(tracker: TrackerConfig | None) -> dict[str, Any]:
+    """``{"tracker": tracker}``, or nothing without one (trainers need not take it)."""
+    return {} if tracker is None else {"tracker": tracker}
 
 
 def _default_train_fn() -> TrainFn:

@@ -59,10 +59,12 @@ from scalelaw.sweep.executors import (
     RunObserver,
     TrainFn,
     group_work,
+    tracker_kwargs,
 )
 from scalelaw.sweep.store import SweepStore, read_json
 from scalelaw.sweep.trial import Group
 from scalelaw.train.config import MODES
+from scalelaw.train.trackers import TrackerConfig
 
 __all__ = ["RAY_MISSING", "RayExecutor", "memory_env", "require_ray", "task_options",
            "train_group_task"]
@@ -126,11 +128,13 @@ def task_options(resources: Mapping[str, float], *, max_retries: int,
 
 
 def train_group_task(trials: Sequence[Any], trial_dirs: Sequence[Path], mode: str,
-                     cwd: str | None = None, train_fn: TrainFn | None = None) -> list[Any]:
+                     cwd: str | None = None, train_fn: TrainFn | None = None,
+                     tracker: TrackerConfig | None = None) -> list[Any]:
     """What a Ray worker runs for one group: the trainer on the group's folders.
 
     ``cwd`` is the driver's working directory, entered where it exists on the worker (so
     relative ``data`` paths resolve as they do locally, on a shared filesystem).
+    ``tracker`` (the spec's block, plain config) opens its runs here, in the worker.
     """
     if cwd and os.path.isdir(cwd):
         os.chdir(cwd)
@@ -141,7 +145,7 @@ def train_group_task(trials: Sequence[Any], trial_dirs: Sequence[Path], mode: st
         from scalelaw.train.loop import train_group
 
         train_fn = train_group
-    return list(train_fn(list(trials), list(trial_dirs), mode=mode))
+    return list(train_fn(list(trials), list(trial_dirs), mode=mode, **tracker_kwargs(tracker)))
 
 
 @dataclass
@@ -167,6 +171,8 @@ class RayExecutor:
     train_fn : callable, optional
         A picklable ``train_fn(trials, trial_dirs, *, mode)``; default
         :func:`scalelaw.train.loop.train_group`.
+    tracker : TrackerConfig, optional
+        The spec's ``tracker:`` block, sent to each task (runs open in the workers).
 
     Raises
     ------
@@ -182,6 +188,7 @@ class RayExecutor:
     poll_seconds: float = 1.0
     train_fn: TrainFn | None = field(default=None, repr=False)
     cancel_grace_s: float = 10.0
+    tracker: TrackerConfig | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -193,10 +200,12 @@ class RayExecutor:
         require_ray()
 
     @classmethod
-    def from_config(cls, config: ExecutorConfig, *, mode: str = "auto") -> RayExecutor:
-        """From a spec's ``executor:`` block."""
+    def from_config(cls, config: ExecutorConfig, *, mode: str = "auto",
+                    tracker: TrackerConfig | None = None) -> RayExecutor:
+        """From a spec's ``executor:`` block (and ``tracker:`` block)."""
         return cls(address=config.address, resources_per_group=config.resources_per_group,
-                   max_retries=config.max_retries, env_vars=config.env_vars, mode=mode)
+                   max_retries=config.max_retries, env_vars=config.env_vars, mode=mode,
+                   tracker=tracker)
 
     def connect(self) -> bool:
         """Initialise Ray unless it is already; True if this call did.
@@ -247,7 +256,7 @@ class RayExecutor:
                 for folder in dirs:
                     folder.mkdir(parents=True, exist_ok=True)
                 ref = task.remote(list(group.trials), dirs, self.mode, os.getcwd(),
-                                  self.train_fn)
+                                  self.train_fn, self.tracker)
                 running[ref] = _Running(group, dirs)
             while running:
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=self.poll_seconds)

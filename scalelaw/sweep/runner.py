@@ -26,25 +26,30 @@ from typing import Any
 from scalelaw.sweep.executor_config import ExecutorConfig
 from scalelaw.sweep.executors import Executor, LocalExecutor, RunObserver, group_work
 from scalelaw.sweep.store import SweepStore
+from scalelaw.train.trackers import TrackerConfig, check_tracker
 
 __all__ = ["LocalExecutor", "RunSummary", "make_executor", "run_sweep"]
 
 
-def make_executor(config: ExecutorConfig | None = None, *, mode: str = "auto") -> Executor:
+def make_executor(config: ExecutorConfig | None = None, *, mode: str = "auto",
+                  tracker: TrackerConfig | None = None) -> Executor:
     """The executor a spec's ``executor:`` block names (default: local), for ``mode``.
 
     The Ray executor's module (and Ray) is imported only for ``kind: ray``; a missing Ray
-    raises :class:`~scalelaw.ConfigError` ("executor.kind: ray needs ...").
+    raises :class:`~scalelaw.ConfigError` ("executor.kind: ray needs ..."). ``tracker``
+    (the spec's ``tracker:`` block) is handed to the trainer; its package missing here
+    raises ``ConfigError`` ("tracker.kind: wandb needs ...").
 
     >>> make_executor(mode="sequential")
     LocalExecutor(mode='sequential')
     """
     config = config or ExecutorConfig()
+    check_tracker(tracker)
     if config.kind == "ray":
         from scalelaw.sweep.ray_executor import RayExecutor
 
-        return RayExecutor.from_config(config, mode=mode)
-    return LocalExecutor(mode=mode)
+        return RayExecutor.from_config(config, mode=mode, tracker=tracker)
+    return LocalExecutor(mode=mode, tracker=tracker)
 
 
 @dataclass(frozen=True)

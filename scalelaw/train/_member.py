@@ -20,6 +20,7 @@ from scalelaw.train import records
 from scalelaw.train.checkpoint import Checkpointer
 from scalelaw.train.config import TrialLike
 from scalelaw.train.step import WATCH_FIELDS, State, StepFns, member_hyper
+from scalelaw.train.trackers import Guarded
 
 FINISHED = ("done", "diverged")
 KEPT = "kept"  # the folder of a stable-phase run's branch-point checkpoints
@@ -58,8 +59,10 @@ def learning_rates(trial: TrialLike) -> np.ndarray:
 class Member:
     """A trial being trained: its directory, schedule, state and loss window."""
 
-    def __init__(self, trial: TrialLike, trial_dir: str | os.PathLike[str] | Location) -> None:
+    def __init__(self, trial: TrialLike, trial_dir: str | os.PathLike[str] | Location,
+                 tracker: Guarded | None = None) -> None:
         self.trial, self.dir = trial, as_location(trial_dir, "trial_dirs")
+        self.tracker = tracker or Guarded(None)  # sent what the files get; never raises
         self.steps = trial.steps
         self.result: MemberResult | None = None
         self.diverged_step: int | None = None
@@ -109,6 +112,7 @@ class Member:
         else:
             self.state = fns.init(key)
         records.truncate_metrics(self.dir, self.start_step)
+        self.tracker.start(self.trial, self.dir, self.start_step)
         assert self.state is not None
         diverged = int(self.state["diverged_step"])
         if diverged >= 0:  # frozen before the interruption
@@ -179,6 +183,7 @@ class Member:
             if stop:
                 break
         records.append_rows(self.dir, rows)
+        self.tracker.log(rows)
         if self.diverged_step is not None:
             self.finish()
             return n + self.steps - (start + n)
@@ -223,12 +228,14 @@ class Member:
         if error is not None:
             summary["error"] = "".join(traceback.format_exception(error)).strip()
         records.write_json_atomic(self.dir / records.SUMMARY, summary)
+        self.tracker.finish(summary)
         self.result = MemberResult.from_summary(summary)
         self.state = None
         self.close()
         return self.result
 
     def close(self) -> None:
+        self.tracker.finish(None)  # stopped without a summary (no-op after finish)
         for ckpt in (self._ckpt, self._kept):
             if ckpt is not None:
                 ckpt.close()

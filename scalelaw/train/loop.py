@@ -53,6 +53,7 @@ from scalelaw.storage import Location
 from scalelaw.train._member import Member, MemberResult
 from scalelaw.train.config import MODES, TrialLike
 from scalelaw.train.step import State, StepFns, stack, step_fns, unstack
+from scalelaw.train.trackers import TrackerConfig, make_tracker
 
 __all__ = ["DEFAULT_STEPS_PER_CALL", "MODES", "MemberResult", "resolve_mode", "train_group"]
 
@@ -186,6 +187,7 @@ def train_group(
     progress: Callable[[int], None] | None = None,
     steps_per_call: int | None = None,
     singular_values: bool = False,
+    tracker: TrackerConfig | None = None,
 ) -> list[MemberResult]:
     """Train one group of trials, each into its own directory; resume what was interrupted.
 
@@ -210,6 +212,9 @@ def train_group(
         Steps per compiled call (default :data:`DEFAULT_STEPS_PER_CALL`).
     singular_values : bool
         Also log the top singular value of every weight matrix at evaluation rows.
+    tracker : TrackerConfig, optional
+        Also send each trial's rows and summary to W&B or TensorBoard (process 0 only;
+        a tracker's errors warn and never stop training: :mod:`scalelaw.train.trackers`).
 
     Returns
     -------
@@ -220,7 +225,8 @@ def train_group(
     """
     _check_group(trials, trial_dirs)
     vmapped = resolve_mode(mode) == "vmap"
-    members = [Member(t, d) for t, d in zip(trials, trial_dirs, strict=True)]
+    members = [Member(t, d, make_tracker(tracker)) for t, d in zip(trials, trial_dirs,
+                                                                   strict=True)]
     report = progress or (lambda k: None)
     for m in members:
         m.check_dir()
