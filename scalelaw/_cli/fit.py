@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -178,7 +179,8 @@ def _print_table(result: Any) -> None:
         row = [k, f"{v:.6g}"]
         if boot and k in result.samples:
             lo, hi = result.interval(k)
-            row += [f"{result.stderr(k):.3g}", f"({lo:.4g}, {hi:.4g})"]
+            ends = ("unbounded" if math.isinf(v) else f"{v:.4g}" for v in (lo, hi))
+            row += [f"{result.stderr(k):.3g}", "({}, {})".format(*ends)]
         t.add_row(*row)
     console = make_console()
     console.print(t)
