@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -54,7 +55,7 @@ def fit_cmd(
     --law farseer uses Farseer's own differential piecewise procedure (Li et al. 2025,
     App. C, Alg. 2), not the generic Huber fit.
     """
-    from scalelaw._cli._common import check_output_path
+    from scalelaw._cli._common import check_output_path, warn_line
 
     check_output_path(save, "save")
     check_output_path(plot, "plot", suffixes=(".png", ".pdf", ".svg"))
@@ -76,11 +77,20 @@ def fit_cmd(
         from scalelaw.fit.fit_law import fit_law
         from scalelaw.fit.programs import export_cache
 
-        with export_cache(None if folder is None else folder / "scalelaw-exported"):
+        from scalelaw.fit.identify import IdentifiabilityWarning
+
+        with export_cache(None if folder is None else folder / "scalelaw-exported"), \
+                warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", IdentifiabilityWarning)
             result = fit_law(table, law, n=n, d=d, loss=loss, drop_top=drop_top,
                              bootstrap=bootstrap, seed=seed, holdout_above=holdout_above,
                              objective=objective, weights=weights, fixed=fix or None,
                              bounds=box or None)
+        for w in caught:  # one line each on stderr; others as Python shows them
+            if issubclass(w.category, IdentifiabilityWarning):
+                warn_line(str(w.message))
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if plot is not None:
         from scalelaw.fit.plots import save_fit_figure
 

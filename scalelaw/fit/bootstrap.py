@@ -40,6 +40,10 @@ from scalelaw.fit.programs import compiled
 from scalelaw.fit.result import FitResult
 
 
+#: Resamples per compiled call of :func:`bootstrap_samples` (and per progress update).
+BLOCK = 500
+
+
 def resample_counts(n_rows: int, n_resamples: int, seed: int = 0) -> np.ndarray:
     """Row counts of ``n_resamples`` bootstrap resamples, shape (n_resamples, n_rows).
 
@@ -196,7 +200,7 @@ def bootstrap_samples(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray,
         counts = counts * np.asarray(weights, np.float64)
     coords = make_coords(law) if coords is None else coords
     fits = refit_weighted(law, x, y, theta, counts, objective=objective, coords=coords,
-                          full_weights=weights, progress=progress)
+                          full_weights=weights, progress=progress, chunk=BLOCK)
     kept = fits.converged & np.isfinite(fits.objective)
     rejected = outside_bounds(law, coords, fits.theta)
     counted = kept | rejected

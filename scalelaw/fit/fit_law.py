@@ -148,7 +148,8 @@ def fit_law(
 
     Parameters
     ----------
-    table : DataFrame or path (.csv, .parquet, .jsonl)
+    table : DataFrame, path (.csv, .parquet, .jsonl), dict of columns or list of row dicts
+        Columns may be lists or arrays (:func:`~scalelaw.fit.table.read_table`).
     law : str or Law
         Registry name (see :func:`~scalelaw.fit.laws.list_laws`) or a user :class:`Law`.
     n, d, loss : str
@@ -221,6 +222,17 @@ def fit_law(
     IdentifiabilityWarning
         A direction of the parameters the data do not determine (flat curvature at the
         optimum), or a bootstrap interval that runs into a bound (reported as unbounded).
+
+    Examples
+    --------
+    Fits are in the module's examples; lists, arrays and dicts of columns are taken, and
+    bad arguments fail in one line:
+
+    >>> fit_law({"N": [1e8, 2e8, 4e8, 8e8], "D": [1e9] * 4, "loss": [3.2, 3.0, 2.9, 2.8]},
+    ...         bootstrap=2.5)
+    Traceback (most recent call last):
+    ...
+    scalelaw.errors.ConfigError: bootstrap: must be 0 or >= 2 resamples (0: no intervals), got 2.5
     """
     check_bootstrap(bootstrap)
     progress = check_progress(progress)

@@ -61,6 +61,15 @@ class FitResult:
         Bootstrap draws, one list per parameter or derived quantity, all the same length.
     metadata : dict
         Anything else JSON-serialisable (protocol, dropped rows, seeds, held-out errors).
+
+    Examples
+    --------
+    >>> r = FitResult("chinchilla", {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34,
+    ...               "beta": 0.28}, samples={"E": [1.6, 1.7, 1.8]})
+    >>> r
+    FitResult(law='chinchilla', kind='loss', n_points=0, params={A=406.4, B=410.7, E=1.69, alpha=0.34, beta=0.28}, bootstrap=3 draws)
+    >>> round(float(r.predict(N=70e9, D=1.4e12)), 4), r.interval("E", 0.5)
+    (1.9366, (1.65, 1.75))
     """
 
     law: str
