@@ -75,9 +75,8 @@ def fit_cmd(
         result = fit_farseer(table, n=n, d=d, loss=loss, holdout_above=holdout_above)
     else:
         from scalelaw.fit.fit_law import fit_law
-        from scalelaw.fit.programs import export_cache
-
         from scalelaw.fit.identify import IdentifiabilityWarning
+        from scalelaw.fit.programs import export_cache
 
         with export_cache(None if folder is None else folder / "scalelaw-exported"), \
                 warnings.catch_warnings(record=True) as caught:

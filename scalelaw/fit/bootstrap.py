@@ -39,7 +39,6 @@ from scalelaw.fit.objective import Objective, as_objective
 from scalelaw.fit.programs import compiled
 from scalelaw.fit.result import FitResult
 
-
 #: Resamples per compiled call of :func:`bootstrap_samples` (and per progress update).
 BLOCK = 500
 

@@ -43,8 +43,8 @@ from scalelaw.fit import identify
 from scalelaw.fit.laws import Law, get_law
 from scalelaw.fit.objective import Objective, RowLoss, as_objective
 from scalelaw.fit.objective_spec import read_objective
-from scalelaw.fit.progress import Progress, ProgressArg, check_progress
 from scalelaw.fit.programs import machine_cache
+from scalelaw.fit.progress import Progress, ProgressArg, check_progress
 from scalelaw.fit.result import FitResult
 from scalelaw.fit.solver import solve
 from scalelaw.fit.table import TableLike, check_bootstrap, read_table, validated_columns

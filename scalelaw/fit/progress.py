@@ -126,9 +126,14 @@ def make_view(stage: str) -> Any:
 class _RichBar:
     def __init__(self, stage: str) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
         from rich.progress import Progress as RichProgress
-        from rich.progress import TimeElapsedColumn
 
         self._bar = RichProgress(
             SpinnerColumn(), TextColumn(f"[bold]{stage}"), BarColumn(), MofNCompleteColumn(),

@@ -40,10 +40,10 @@ def read_table(table: TableLike) -> pd.DataFrame:
     (2, 2)
     >>> read_table([{"N": 1e8, "loss": 3.1}, {"N": 2e8, "loss": 3.0}])["N"].tolist()
     [100000000.0, 200000000.0]
-    >>> read_table(np.ones((3, 2)))
+    >>> read_table(np.ones((3, 2)))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    scalelaw.errors.ConfigError: table: expected a DataFrame, a path (.csv, .parquet, .jsonl), a dict of columns or a list of row dicts, got ndarray (wrap an array as pd.DataFrame(array, columns=[...]))
+    scalelaw.errors.ConfigError: table: expected a DataFrame, a path (...), ... got ndarray ...
 
     Raises
     ------

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from _cli_run import run
 
 from scalelaw.errors import ConfigError
 from scalelaw.fit import bootstrap as bs
@@ -16,14 +17,13 @@ from scalelaw.fit import progress as prog
 from scalelaw.fit.fit_law import fit_law
 from scalelaw.fit.identify import IdentifiabilityWarning
 from scalelaw.fit.laws import Law, logsumexp3
-from _cli_run import run
 
 TRUE = {"A": 400.0, "B": 2000.0, "E": 1.8, "alpha": 0.34, "beta": 0.37}
 GRID = {"a": [6.0], "b": [7.5], "e": [0.5], "alpha": [0.4], "beta": [0.4]}
 
 
-def table(n_values=(1e7, 1e8, 1e9, 3e9), d_values=np.geomspace(2e8, 2e11, 5), noise=0.0,
-          seed=0) -> pd.DataFrame:
+def table(n_values=(1e7, 1e8, 1e9, 3e9), d_values=np.geomspace(2e8, 2e11, 5),  # noqa: B008
+          noise=0.0, seed=0) -> pd.DataFrame:
     N, D = (g.ravel() for g in np.meshgrid(n_values, d_values))
     L = TRUE["E"] + TRUE["A"] / N ** TRUE["alpha"] + TRUE["B"] / D ** TRUE["beta"]
     L = L * np.exp(noise * np.random.default_rng(seed).standard_normal(L.shape))

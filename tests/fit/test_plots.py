@@ -16,8 +16,13 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
-from scalelaw.fit.plots import (plot_curves, plot_isoflop, plot_residuals,  # noqa: E402
-                                plot_surface, save_fit_figure)
+from scalelaw.fit.plots import (  # noqa: E402
+    plot_curves,
+    plot_isoflop,
+    plot_residuals,
+    plot_surface,
+    save_fit_figure,
+)
 from scalelaw.fit.result import FitResult  # noqa: E402
 
 P = {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28}
