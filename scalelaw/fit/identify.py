@@ -15,9 +15,11 @@ Three checks, from the cheapest:
   eigenvector; a direction with √λ < :data:`FLAT_RMS` (1e-6: moving A by a factor e, or an
   exponent by 1, changes the predictions by less than a millionth, far below any measured
   loss's noise) is not determined by the data. The warning names the parameters with the
-  largest weight in that eigenvector. G rather than the objective's Hessian: Huber's and
-  absolute error's curvature vanishes on rows in their linear part, so the objective's
-  Hessian can be singular where the data determine every parameter.
+  largest part in that eigenvector's move, or a single parameter whose own moves barely
+  change the predictions (e.g. E driven to ~0 beside the power-law terms). G rather than
+  the objective's Hessian: Huber's and absolute error's curvature vanishes on rows in
+  their linear part, so the objective's Hessian can be singular where the data determine
+  every parameter.
 - **Bootstrap intervals at a bound** (:func:`bound_hits`, :func:`warn_open`): a
   parameter whose draws pile up at a bound (the user's bound, exactly reached through the
   sine map of :mod:`scalelaw.fit.coords`, or a law's bound, whose refits beyond it are
@@ -101,9 +103,9 @@ def weak_directions(law: Law, coords: Coords, x: Mapping[str, np.ndarray],
                     theta: np.ndarray, weights: np.ndarray | None = None,
                     pinned: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Directions of fit space the data do not determine at ``theta`` (see the module
-    docstring): each ``{"rms": √λ, "params": [names], "vector": {name: component}}``,
-    naming the parameters whose moves along the direction would each change the
-    predictions most (and cancel).
+    docstring): each ``{"rms": √λ, "params": [names], "primary": k, "vector": {name:
+    component}}``: first the ``k`` parameters that move most along the direction, then
+    those whose moves along it would change the predictions most (and cancel theirs).
 
     ``pinned`` natural names (parameters at a user bound) are left out, as are fixed ones.
 
@@ -133,9 +135,17 @@ def weak_directions(law: Law, coords: Coords, x: Mapping[str, np.ndarray],
         return []
     ww = w[keep] / w[keep].sum()
     gram = jac.T @ (ww[:, None] * jac)
-    ev, vec = np.linalg.eigh(gram)
     scale = np.sqrt(np.diag(gram))
     out = []
+    idle = scale < FLAT_RMS  # a parameter that alone barely moves the predictions
+    for j in np.flatnonzero(idle):
+        out.append({"rms": float(scale[j]), "params": [nat[free[j]]],
+                    "vector": {nat[free[j]]: 1.0}})
+    if idle.any():  # the others' directions, without it
+        rest = np.flatnonzero(~idle)
+        free = [free[j] for j in rest]
+        gram, scale = gram[np.ix_(rest, rest)], scale[rest]
+    ev, vec = np.linalg.eigh(gram)
     for lam, v in zip(ev, vec.T, strict=True):
         rms = float(np.sqrt(max(lam, 0.0)))
         if rms >= FLAT_RMS:
@@ -143,21 +153,34 @@ def weak_directions(law: Law, coords: Coords, x: Mapping[str, np.ndarray],
         # each parameter's part of the move: its step times how much it moves the
         # predictions alone; the parts cancel along a flat direction, and the parameters
         # with the largest parts are those trading off (90% of the squared total named)
-        part = (v * scale) ** 2 / np.sum((v * scale) ** 2)
-        order = np.argsort(-part)
-        top = order[: int(np.searchsorted(np.cumsum(part[order]), 0.9)) + 1]
-        out.append({"rms": rms, "params": sorted(nat[free[j]] for j in top),
-                    "vector": {nat[free[j]]: float(v[j]) for j in order}})
+        # first the parameters that move most along it (90% of v²), then the others
+        primary = _top(v**2)
+        others = [j for j in _top((v * scale) ** 2) if j not in primary]
+        out.append({"rms": rms,
+                    "params": [*sorted(nat[free[j]] for j in primary),
+                               *sorted(nat[free[j]] for j in others)],
+                    "primary": len(primary),
+                    "vector": {nat[free[j]]: float(v[j]) for j in np.argsort(-np.abs(v))}})
     return out
+
+
+def _top(weight: np.ndarray) -> list[int]:
+    """Indices of the largest ``weight`` that make up 90% of its sum."""
+    share = weight / weight.sum()
+    order = np.argsort(-share)
+    return order[: int(np.searchsorted(np.cumsum(share[order]), 0.9)) + 1].tolist()
 
 
 def warn_weak(law: Law, directions: list[dict[str, Any]]) -> None:
     """One :class:`IdentifiabilityWarning` per undetermined direction."""
     for d in directions:
-        names = ", ".join(d["params"])
+        k = d.get("primary", len(d["params"]))
+        names = ", ".join(d["params"][:k])
+        if d["params"][k:]:
+            names += " (with " + ", ".join(d["params"][k:]) + ")"
         warnings.warn(IdentifiabilityWarning(
             f"{names}: not determined by the data (law {law.name!r}: moving along "
-            f"{'this parameter' if len(d['params']) == 1 else 'a combination of them'} "
+            f"{'this parameter' if len(d['params']) == 1 else 'a combination'} "
             f"changes the predictions by {d['rms']:.1e} RMS per unit in fit space)"),
             stacklevel=3)
 
