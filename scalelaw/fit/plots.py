@@ -59,9 +59,14 @@ from scalelaw.fit.table import TableLike, read_table
 
 
 def _pyplot() -> Any:
+    """pyplot, on the Agg backend unless a backend is in use already (Jupyter's inline
+    one: a figure drawn without ``ax`` then shows in the notebook)."""
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
@@ -297,16 +302,16 @@ def plot_isoflop(table: TableLike, *, n: str = "N", c: str = "C", loss: str = "l
     return ax.figure
 
 
-def save_fit_figure(result: FitResult, table: TableLike, path: str | os.PathLike[str],
-                    **columns: str) -> None:
+def save_fit_figure(result: FitResult, table: TableLike, path: str | os.PathLike[str], *,
+                    n: str = "N", d: str = "D", loss: str = "loss") -> None:
     """Surface, curves and residual panels in one file, written atomically (temp file +
     rename)."""
     plt = _pyplot()
     path = Path(path)
     fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(18, 4.8))
-    plot_surface(result, table, ax=a1, **columns)
-    plot_curves(result, table, ax=a2, **columns)
-    plot_residuals(result, table, ax=a3, **columns)
+    plot_surface(result, table, ax=a1, n=n, d=d, loss=loss)
+    plot_curves(result, table, ax=a2, n=n, d=d, loss=loss)
+    plot_residuals(result, table, ax=a3, n=n, d=d, loss=loss)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -4,11 +4,11 @@ A fit's stages (the multi-start solve, bootstrap refits in blocks) report to a
 :class:`Progress`. What it does with them depends on ``show``, the ``progress`` argument of
 :func:`~scalelaw.fit.fit_law.fit_law`:
 
-- ``True`` (default): after :data:`DELAY` seconds of a stage, a transient rich progress bar
-  on stderr in a terminal (with a spinner and the elapsed time, so a single long step such
-  as the first compilation shows too), or a line updated in place in Jupyter (through an
-  IPython display handle, no widget library needed); nothing in a pipe or a log file, and
-  nothing at all for work shorter than the delay.
+- ``True`` (default): after :data:`DELAY` seconds of a stage (a timer thread, so a single
+  long step such as the first compilation shows too), a transient rich progress bar on
+  stderr in a terminal (spinner, steps, elapsed time), or a line updated in place in
+  Jupyter (an IPython display handle, no widget library needed); nothing in a pipe or a
+  log file, and nothing at all for work shorter than the delay.
 - ``False``: nothing.
 - a callable ``f(stage, done, total)``: called on every update (a UI of your own, or a
   test), nothing displayed.
@@ -42,7 +42,7 @@ def check_progress(progress: object) -> ProgressArg:
     from scalelaw.errors import ConfigError
 
     if isinstance(progress, bool) or callable(progress):
-        return progress  # type: ignore[return-value]
+        return progress
     raise ConfigError(f"progress: True, False or a function f(stage, done, total), got "
                       f"{progress!r}")
 
@@ -65,7 +65,7 @@ class Progress:
         self._t0 = time.monotonic()
         if callable(self.show) and not isinstance(self.show, bool):
             self.show(self.stage, 0, self.total)
-        elif self.show and _terminal():  # a spinner even while one long step runs
+        elif self.show and (_terminal() or _jupyter()):  # shown even during one long step
             self._timer = threading.Timer(self.delay, self._start)
             self._timer.daemon = True
             self._timer.start()
@@ -153,13 +153,20 @@ class _JupyterLine:
         from IPython.display import display
 
         self.stage = stage
-        self._handle = display(f"{stage}: starting", display_id=True)
+        self._t0 = time.monotonic() - DELAY
+        self._handle = display({"text/plain": self._text("running")}, raw=True,
+                               display_id=True)
+
+    def _text(self, state: str) -> str:
+        return f"{self.stage}: {state}, {time.monotonic() - self._t0:.0f} s"
 
     def update(self, done: int, total: int) -> None:
         if self._handle is not None:
-            self._handle.update(f"{self.stage}: {done}/{total}")
+            state = "running" if total <= 1 else f"{done}/{total}"
+            self._handle.update({"text/plain": self._text(state)}, raw=True)
 
     def close(self, done: int | None, total: int, elapsed: float) -> None:
         if self._handle is not None:
-            state = "stopped" if done is None else f"{done}/{total}"
-            self._handle.update(f"{self.stage}: {state} in {elapsed:.1f} s")
+            state = "stopped" if done is None else "done" if total <= 1 else f"{done}/{total}"
+            self._handle.update({"text/plain": f"{self.stage}: {state} in {elapsed:.1f} s"},
+                                raw=True)
