@@ -6,13 +6,13 @@ Three checks, from the cheapest:
   column read as two inputs, an input with a single value, or fewer distinct values of an
   input than the law needs. Chinchilla's L = E + A/N^α + B/D^β needs three sizes: with
   two, the N term enters only through A·(N₁^−α − N₂^−α), the rest going into E, so A and α
-  trade off along a curve. The count (:data:`NEEDS_DISTINCT`) assumes every parameter
+  trade off along a curve. The count (``NEEDS_DISTINCT``) assumes every parameter
   free; with one fixed, only two values are required and the curvature check decides.
 - **Curvature at the optimum** (:func:`weak_directions`, warned with
   :class:`IdentifiabilityWarning`): the Gauss-Newton matrix G = Jᵀ W J / Σw of the log
   predictions (J = ∂ log L̂ / ∂θ over the free fit-space parameters, W the row weights).
   An eigenvalue λ of G is the mean squared change of log L̂ per unit move along its
-  eigenvector; a direction with √λ < :data:`FLAT_RMS` (1e-6: moving A by a factor e, or an
+  eigenvector; a direction with √λ < ``FLAT_RMS`` (1e-6: moving A by a factor e, or an
   exponent by 1, changes the predictions by less than a millionth, far below any measured
   loss's noise) is not determined by the data. The warning names the parameters with the
   largest part in that eigenvector's move, or a single parameter whose own moves barely
@@ -74,7 +74,7 @@ def check_distinct(law: Law, roles: Mapping[str, str], cols: Mapping[str, np.nda
                    fixed: Mapping[str, float] | None = None) -> None:
     """Refuse (``ConfigError`` naming the column) inputs that cannot identify ``law``:
     one column read as two inputs, an input with one value, or fewer distinct values than
-    :data:`NEEDS_DISTINCT` asks (only when nothing is fixed)."""
+    ``NEEDS_DISTINCT`` asks (only when nothing is fixed)."""
     by_column: dict[str, list[str]] = {}
     for role, column in roles.items():
         by_column.setdefault(column, []).append(role)

@@ -1,10 +1,10 @@
-"""Progress of long fits: shown only once the work has taken :data:`DELAY` (2 s).
+"""Progress of long fits: shown only once the work has taken ``DELAY`` (2 s).
 
 A fit's stages (the multi-start solve, bootstrap refits in blocks) report to a
 :class:`Progress`. What it does with them depends on ``show``, the ``progress`` argument of
 :func:`~scalelaw.fit.fit_law.fit_law`:
 
-- ``True`` (default): after :data:`DELAY` seconds of a stage (a timer thread, so a single
+- ``True`` (default): after ``DELAY`` seconds of a stage (a timer thread, so a single
   long step such as the first compilation shows too), a transient rich progress bar on
   stderr in a terminal (spinner, steps, elapsed time), or a line updated in place in
   Jupyter (an IPython display handle, no widget library needed); nothing in a pipe or a
