@@ -216,7 +216,9 @@ def bound_hits(law: Law, coords: Coords, theta: np.ndarray, rejected: np.ndarray
 def warn_open(result: Any, level: float = 0.95) -> list[str]:
     """Warn (:class:`IdentifiabilityWarning`) for every bootstrap interval of ``result``
     (a :class:`~scalelaw.fit.result.FitResult`) that runs into a bound; returns the names."""
-    boot = result.metadata.get("bootstrap") or {}
+    boot = result.metadata.get("bootstrap")
+    if not isinstance(boot, dict):
+        return []
     total = boot.get("draws", 0)
     named = []
     for name, hits in (boot.get("bound_hits") or {}).items():

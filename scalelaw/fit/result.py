@@ -116,8 +116,8 @@ class FitResult:
         if not 0.0 < level < 1.0:
             raise ValueError(f"level: must lie in (0, 1), got {level}")
         draws = self._draws(name)
-        boot = self.metadata.get("bootstrap") or {}
-        hits = (boot.get("bound_hits") or {}).get(name)
+        boot = self.metadata.get("bootstrap")  # a dict from fit_law; others store a count
+        hits = (boot.get("bound_hits") or {}).get(name) if isinstance(boot, dict) else None
         if hits:
             (r_lo, r_hi), (b_lo, b_hi) = hits["rejected"], hits["at"]
             draws = np.concatenate([draws, np.full(r_lo, b_lo), np.full(r_hi, b_hi)])
