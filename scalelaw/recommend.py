@@ -314,6 +314,7 @@ def recommend(
     'N 2.78e+09, D 6e+10'
     """
     loss_fit, laws = split_laws(laws)
+    budget = compute  # the name `compute` holds the allocation rows below
     size_intervals: dict[str, tuple[float, float]] = {}
     notes: list[str] = []
     if compute is not None:
@@ -379,8 +380,10 @@ def recommend(
         n_opt, d_opt = float(opt["N_opt"][0]), float(opt["D_opt"][0])
         compute.update({"yours_n_opt": n_opt, "yours_d_opt": d_opt,
                         "yours_tokens_per_param": d_opt / n_opt})
-        notes.extend(f"'yours' optimum: {note}" for note in extrapolation_notes(
-            f"your {loss_fit.law} loss fit", fitted_domain(loss_fit), {"N": n_opt, "D": d_opt}))
+        if budget is None:  # with compute= the allocation's notes said it already
+            notes.extend(f"'yours' optimum: {note}" for note in extrapolation_notes(
+                f"your {loss_fit.law} loss fit", fitted_domain(loss_fit),
+                {"N": n_opt, "D": d_opt}))
         hp = "your hyperparameter law" if laws is not None else f"the published {law.name} law"
         notes.append(f"'yours' optimum from the given {loss_fit.law} loss fit (its own N "
                      f"convention: {loss_fit.conventions.get('N', 'as fitted')}); the LR and "

@@ -52,6 +52,7 @@ def test_compute_is_allocated_by_the_loss_fit_with_intervals() -> None:
     assert rec.lr == same.lr and rec.batch_tokens == same.batch_tokens
     assert any("by your chinchilla loss fit" in n for n in rec.notes)
     assert any("decades above the range your chinchilla loss fit" in n for n in rec.notes)
+    assert not any(n.startswith("'yours' optimum: N =") for n in rec.notes)  # said once
     assert rec.rows()[0][0] == "N, D" and "[95%:" in rec.rows()[0][1]
 
 
