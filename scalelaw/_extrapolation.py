@@ -28,6 +28,7 @@ __all__ = ["PLAUSIBLE", "check_plausible", "extrapolation_notes"]
 PLAUSIBLE: dict[str, tuple[float, float]] = {
     "n_params": (1e2, 1e15),
     "n_tokens": (1e3, 1e17),
+    "compute": (6e5, 6e32),  # 6 N D over the two ranges above
 }
 """Inputs outside these are refused: the largest models trained hold about 2e12 parameters
 and the largest corpora about 4e13 tokens, so these bounds leave two to three decades of

@@ -193,3 +193,58 @@ def range_notes(laws: Any, law: published.PublishedLaw, n: float, d: float) -> l
         return extrapolation_notes(f"your {laws.law} fit", fitted_domain(laws),
                                    {"N": n, "D": d})
     return []
+
+
+def split_laws(laws: Any) -> tuple[FitResult | None, Any]:
+    """(loss fit or None, the other laws) from ``laws``: one fit, a path, a pair of
+    callables, or a list of fits / paths holding at most one loss fit and one other."""
+    if isinstance(laws, tuple | list) and not (len(laws) == 2 and all(map(callable, laws))):
+        loaded = [load_laws(x) for x in laws]
+        loss = [x for x in loaded if isinstance(x, FitResult) and x.kind == "loss"]
+        other = [x for x in loaded if not (isinstance(x, FitResult) and x.kind == "loss")]
+        if len(loss) > 1 or len(other) > 1:
+            raise ValueError("laws: give at most one loss fit and one hyperparameter law, got "
+                             f"{len(loss)} loss fit(s) and {len(other)} other law(s)")
+        return (loss[0] if loss else None), (other[0] if other else None)
+    laws = load_laws(laws)
+    if isinstance(laws, FitResult) and laws.kind == "loss":
+        return laws, None
+    return None, laws
+
+
+def allocate(loss_fit: FitResult | None, compute: float,
+             ) -> tuple[float, float, dict[str, tuple[float, float]], list[str]]:
+    """Compute-optimal (N, D) at ``compute`` FLOPs (C = 6ND) from the user's loss fit, with
+    95% intervals from its bootstrap draws, or from Epoch AI's published Chinchilla refit;
+    returns (N, D, intervals, notes)."""
+    from scalelaw.fit.allocate import compute_optimal
+
+    if loss_fit is None:
+        fit = published.ALLOCATIONS["epoch"]
+        opt = compute_optimal(fit.params, compute)
+        n, d = float(opt["N_opt"][0]), float(opt["D_opt"][0])
+        return n, d, {}, [f"N and D: the compute-optimal allocation of C = {compute:.3g} FLOPs "
+                          f"(C = 6ND) by the published epoch law, {fit.source}; give your "
+                          "loss fit in laws= to use yours"]
+    try:
+        opt = compute_optimal(loss_fit, compute)
+    except KeyError as err:
+        raise ValueError(f"laws: the {loss_fit.law!r} loss fit lacks parameter {err} to "
+                         "allocate compute") from None
+    n, d = float(opt["N_opt"][0]), float(opt["D_opt"][0])
+    intervals: dict[str, tuple[float, float]] = {}
+    names = list(loss_fit.params)
+    if loss_fit.samples and all(k in loss_fit.samples for k in names):
+        rows = np.array([loss_fit.samples[k] for k in names], float).T
+        rows = rows[np.isfinite(rows).all(axis=1)]
+        draws = [compute_optimal(dict(zip(names, r, strict=True)), compute, law=loss_fit.law)
+                 for r in rows]
+        for key, col in (("n_params", "N_opt"), ("n_tokens", "D_opt")):
+            xs = [float(o[col][0]) for o in draws]
+            intervals[key] = (_quantile(xs, 0.025), _quantile(xs, 0.975))
+    notes = [f"N and D: the compute-optimal allocation of C = {compute:.3g} FLOPs (C = 6ND) "
+             f"by your {loss_fit.law} loss fit"
+             + (f", 95% intervals from its {len(rows)} bootstrap draws" if intervals else "")]
+    notes.extend(extrapolation_notes(f"your {loss_fit.law} loss fit", fitted_domain(loss_fit),
+                                     {"N": n, "D": d}))
+    return n, d, intervals, notes

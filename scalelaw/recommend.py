@@ -36,11 +36,12 @@ from typing import Any
 from scalelaw import published
 from scalelaw._extrapolation import check_plausible, extrapolation_notes
 from scalelaw._fitted_laws import (
+    allocate,
     check_positive,
     fitted_domain,
-    load_laws,
     range_notes,
     resolve_laws,
+    split_laws,
 )
 from scalelaw.fit.allocate import compute_optimal
 from scalelaw.fit.result import FitResult
@@ -111,7 +112,10 @@ class Recommendation:
             return f"  [95%: {lo:.4g}, {hi:.4g}]"
 
         c = self.compute
-        out = [
+        sized = [("N, D", f"N {self.n_params:.4g}{iv('n_params')}, D "
+                          f"{self.n_tokens:.4g}{iv('n_tokens')}")] \
+            if "n_params" in self.intervals else []
+        out = [*sized,
             ("peak lr", f"{self.lr:.4g}{iv('lr')}"),
             ("batch", f"{self.batch_sequences} seq x {self.seq_len} = "
                       f"{self.batch_sequences * self.seq_len:,} tokens "
@@ -131,6 +135,49 @@ class Recommendation:
                         f"lr {r['lr']:.4g}, weight decay {r['weight_decay']:.4g}"))
         out.extend(("note", n) for n in self.notes)
         return out
+
+    def __repr__(self) -> str:
+        iv = f", intervals for {', '.join(self.intervals)}" if self.intervals else ""
+        return (f"Recommendation(N={self.n_params:.3g}, D={self.n_tokens:.3g}, "
+                f"lr={self.lr:.4g}, batch={self.batch_sequences}x{self.seq_len} tokens, "
+                f"weight_decay={self.weight_decay:.4g}{iv}, {len(self.notes)} notes)")
+
+    def interval(self, name: str) -> tuple[float, float]:
+        """The 95% interval of ``name`` (``lr``, ``batch_tokens``; with ``compute=``,
+        ``n_params`` and ``n_tokens``); a ``KeyError`` naming the ones known otherwise.
+
+        >>> recommend(1e9, 1e11).interval("lr")
+        Traceback (most recent call last):
+        ...
+        KeyError: 'lr: no interval (a published law has none; fit laws with bootstrap > 0)'
+        """
+        if name not in self.intervals:
+            known = ("known: " + ", ".join(self.intervals) if self.intervals else
+                     "a published law has none; fit laws with bootstrap > 0")
+            raise KeyError(f"{name}: no interval ({known})")
+        lo, hi = self.intervals[name]
+        return float(lo), float(hi)
+
+    def to_frame(self) -> Any:
+        """The recommendation as a two-column table (quantity, value), as printed.
+
+        >>> recommend(1e9, 1e11).to_frame().loc["peak lr", "value"]
+        '0.001632'
+        """
+        import pandas as pd
+
+        rows = self.rows()
+        return pd.DataFrame({"value": [v for _, v in rows]},
+                            index=pd.Index([k for k, _ in rows], name="quantity"))
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head = (f"Recommendation for N = {self.n_params:.3g} params, "
+                f"D = {self.n_tokens:.3g} tokens")
+        body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:left'>"
+                       f"{html.escape(v)}</td></tr>" for k, v in self.rows())
+        return f"<table><caption>{html.escape(head)}</caption><tbody>{body}</tbody></table>"
 
     def __str__(self) -> str:
         rows = self.rows()
@@ -196,9 +243,10 @@ def _per_role(parametrization: Any, width: Any, lr: float, wd: float,
 
 
 def recommend(
-    n_params: float,
-    n_tokens: float,
+    n_params: float | None = None,
+    n_tokens: float | None = None,
     *,
+    compute: float | None = None,
     laws: Any = None,
     seq_len: int = 2048,
     parametrization: Any = None,
@@ -215,12 +263,19 @@ def recommend(
         Parameters N in the law's convention (Step Law: non-embedding).
     n_tokens : float
         Training tokens D.
-    laws : FitResult, path or (callable, callable), optional
+    compute : float, optional
+        Instead of ``n_params`` and ``n_tokens``: a training budget C in FLOPs, allocated
+        compute-optimally (C = 6ND) by the loss fit in ``laws`` (closed form for
+        Chinchilla, numeric otherwise; 95% intervals of N and D from its bootstrap draws)
+        or, without one, by Epoch AI's published Chinchilla refit.
+    laws : FitResult, path, (callable, callable) or list, optional
         A user-fitted hyperparameter law used instead of the published registry: a
         ``kind="hparams"`` fit (:func:`scalelaw.fit.hparams.fit_hparams`; intervals from its
         bootstrap samples), or a ``kind="transfer"`` fit of a width x LR sweep
         (:func:`scalelaw.fit.transfer.fit_lr_transfer`: the LR at ``width`` with its
-        prediction interval; the batch from ``source``'s law).
+        prediction interval; the batch from ``source``'s law). A ``kind="loss"`` fit
+        allocates compute (a ``yours`` row; with ``compute=`` it sets N and D). A list
+        takes one loss fit and one hyperparameter law together.
     seq_len : int
         Tokens per sequence, to express the batch in sequences.
     parametrization : scalelaw.Parametrization or {"sp", "mup", "completep"}, optional
@@ -251,19 +306,33 @@ def recommend(
     ...                 width=1024)
     >>> [round(r["lr_mult"], 3) for r in rec.per_role]
     [1.0, 0.25, 1.0, 1.0]
+
+    A budget instead of a size, allocated by Epoch AI's published law (or your loss fit):
+
+    >>> rec = recommend(compute=1e21)
+    >>> f"N {rec.n_params:.3g}, D {rec.n_tokens:.3g}"
+    'N 2.78e+09, D 6e+10'
     """
+    loss_fit, laws = split_laws(laws)
+    budget = compute  # the name `compute` holds the allocation rows below
+    size_intervals: dict[str, tuple[float, float]] = {}
+    notes: list[str] = []
+    if compute is not None:
+        if n_params is not None or n_tokens is not None:
+            raise ValueError("compute, n_params, n_tokens: give a FLOP budget or the run's "
+                             "size, not both")
+        c = check_plausible("compute", check_positive("compute", compute))
+        n_params, n_tokens, size_intervals, more = allocate(loss_fit, c)
+        notes.extend(more)
+    elif n_params is None or n_tokens is None:
+        raise ValueError("n_params, n_tokens: give both, or compute= (a FLOP budget)")
     n = check_plausible("n_params", check_positive("n_params", n_params))
     d = check_plausible("n_tokens", check_positive("n_tokens", n_tokens))
     if isinstance(seq_len, bool) or not isinstance(seq_len, numbers.Integral) or seq_len <= 0:
         raise ValueError(f"seq_len: must be a positive integer, got {seq_len!r}")
     seq_len = int(seq_len)
     law = published.get_law(source)
-    laws = load_laws(laws)
     parametrization = _parametrization(parametrization, base_width, laws, width)
-    notes: list[str] = []
-    loss_fit = laws if isinstance(laws, FitResult) and laws.kind == "loss" else None
-    if loss_fit is not None:  # a loss law allocates compute; the LR and batch stay published
-        laws = None
     notes.extend(range_notes(laws, published.get_law(source), n, d))
     if laws is None:
         lr, batch_tokens = law.predict(n, d, seq_len)
@@ -311,11 +380,14 @@ def recommend(
         n_opt, d_opt = float(opt["N_opt"][0]), float(opt["D_opt"][0])
         compute.update({"yours_n_opt": n_opt, "yours_d_opt": d_opt,
                         "yours_tokens_per_param": d_opt / n_opt})
-        notes.extend(f"'yours' optimum: {note}" for note in extrapolation_notes(
-            f"your {loss_fit.law} loss fit", fitted_domain(loss_fit), {"N": n_opt, "D": d_opt}))
+        if budget is None:  # with compute= the allocation's notes said it already
+            notes.extend(f"'yours' optimum: {note}" for note in extrapolation_notes(
+                f"your {loss_fit.law} loss fit", fitted_domain(loss_fit),
+                {"N": n_opt, "D": d_opt}))
+        hp = "your hyperparameter law" if laws is not None else f"the published {law.name} law"
         notes.append(f"'yours' optimum from the given {loss_fit.law} loss fit (its own N "
                      f"convention: {loss_fit.conventions.get('N', 'as fitted')}); the LR and "
-                     f"batch come from the published {law.name} law (a loss law gives none)")
+                     f"batch come from {hp} (a loss law gives none)")
     transfer = isinstance(laws, FitResult) and laws.kind == "transfer"
     per_role = _per_role(parametrization, width, lr, wd, width_used=transfer)
     if per_role and not transfer:
@@ -324,7 +396,8 @@ def recommend(
     return Recommendation(
         n_params=n, n_tokens=d, seq_len=seq_len, lr=lr, batch_tokens=batch_tokens,
         batch_sequences=int(batch_seq), weight_decay=wd,
-        schedule=schedule_fn(lr, batch_seq, d), intervals=intervals, source=label,
+        schedule=schedule_fn(lr, batch_seq, d), intervals={**size_intervals, **intervals},
+        source=label,
         weight_decay_source=published.WD_SOURCE.format(tau=wd_timescale),
         compute=compute, per_role=per_role, notes=tuple(notes),
     )

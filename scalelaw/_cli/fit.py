@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -53,7 +55,7 @@ def fit_cmd(
     --law farseer uses Farseer's own differential piecewise procedure (Li et al. 2025,
     App. C, Alg. 2), not the generic Huber fit.
     """
-    from scalelaw._cli._common import check_output_path
+    from scalelaw._cli._common import check_output_path, warn_line
 
     check_output_path(save, "save")
     check_output_path(plot, "plot", suffixes=(".png", ".pdf", ".svg"))
@@ -73,13 +75,21 @@ def fit_cmd(
         result = fit_farseer(table, n=n, d=d, loss=loss, holdout_above=holdout_above)
     else:
         from scalelaw.fit.fit_law import fit_law
+        from scalelaw.fit.identify import IdentifiabilityWarning
         from scalelaw.fit.programs import export_cache
 
-        with export_cache(None if folder is None else folder / "scalelaw-exported"):
+        with export_cache(None if folder is None else folder / "scalelaw-exported"), \
+                warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", IdentifiabilityWarning)
             result = fit_law(table, law, n=n, d=d, loss=loss, drop_top=drop_top,
                              bootstrap=bootstrap, seed=seed, holdout_above=holdout_above,
                              objective=objective, weights=weights, fixed=fix or None,
                              bounds=box or None)
+        for w in caught:  # one line each on stderr; others as Python shows them
+            if issubclass(w.category, IdentifiabilityWarning):
+                warn_line(str(w.message))
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if plot is not None:
         from scalelaw.fit.plots import save_fit_figure
 
@@ -178,7 +188,8 @@ def _print_table(result: Any) -> None:
         row = [k, f"{v:.6g}"]
         if boot and k in result.samples:
             lo, hi = result.interval(k)
-            row += [f"{result.stderr(k):.3g}", f"({lo:.4g}, {hi:.4g})"]
+            ends = ("unbounded" if math.isinf(v) else f"{v:.4g}" for v in (lo, hi))
+            row += [f"{result.stderr(k):.3g}", "({}, {})".format(*ends)]
         t.add_row(*row)
     console = make_console()
     console.print(t)

@@ -89,10 +89,17 @@ def fit_hparams_cmd(
 
 
 def recommend_cmd(
-    params: Annotated[float, typer.Option("--params", help="Parameters N.")],
-    tokens: Annotated[float, typer.Option("--tokens", help="Training tokens D.")],
-    laws: Annotated[Path | None, typer.Option(
-        "--laws", help="A saved fit: fit-hparams --save or sweep recommend --save.")] = None,
+    params: Annotated[float | None, typer.Option("--params", help="Parameters N.")] = None,
+    tokens: Annotated[float | None, typer.Option("--tokens", help="Training tokens D.")
+                      ] = None,
+    compute: Annotated[float | None, typer.Option(
+        "--compute", help="A FLOP budget instead of --params/--tokens: N and D allocated "
+                          "compute-optimally (C = 6ND) by a loss fit in --laws, else by "
+                          "Epoch AI's published law.")] = None,
+    laws: Annotated[list[Path] | None, typer.Option(
+        "--laws", help="A saved fit: fit-hparams --save, sweep recommend --save, or a loss "
+                       "fit (fit --save); repeat for a loss fit and a hyperparameter law."),
+    ] = None,
     seq_len: SeqLen = 2048,
     source: Annotated[
         str, typer.Option("--source", help="Published law: steplaw, deepseek, kaplan, power.")
@@ -106,12 +113,17 @@ def recommend_cmd(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Recommend LR, batch, weight decay and schedule for a run."""
+    """Recommend LR, batch, weight decay and schedule for a run (--params and --tokens, or
+    a --compute budget)."""
     from scalelaw.recommend import recommend
 
-    rec = recommend(params, tokens, laws=laws, seq_len=seq_len, source=source,
-                    parametrization=parametrization, width=width, base_width=base_width)
+    given = None if not laws else laws[0] if len(laws) == 1 else list(laws)
+    rec = recommend(params, tokens, compute=compute, laws=given, seq_len=seq_len,
+                    source=source, parametrization=parametrization, width=width,
+                    base_width=base_width)
     if as_json:
         print_json(rec.to_dict())
         return
-    print_rows(f"recommendation for N = {params:.3g}, D = {tokens:.3g}", rec.rows())
+    head = f"C = {compute:.3g} FLOPs: " if compute is not None else ""
+    print_rows(f"recommendation for {head}N = {rec.n_params:.3g}, D = {rec.n_tokens:.3g}",
+               rec.rows())

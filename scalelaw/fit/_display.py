@@ -28,6 +28,11 @@ def _fmt(v: float) -> str:
     return f"{v:.4f}".rstrip("0").rstrip(".") if abs(v) < 1e3 else f"{v:,.1f}"
 
 
+def _end(v: float) -> str:
+    """An interval end: ``unbounded`` where it runs into a bound (±inf)."""
+    return "unbounded" if math.isinf(v) else _fmt(v)
+
+
 def n_draws(result: FitResult) -> int:
     """The number of bootstrap draws stored (0: none)."""
     if not result.samples:
@@ -80,7 +85,7 @@ def html_table(result: FitResult, level: float = LEVEL) -> str:
         if draws:
             lo, hi = row[f"lo{level:.0%}"], row[f"hi{level:.0%}"]
             out += [_fmt(row["stderr"]),
-                    "" if math.isnan(lo) else f"[{_fmt(lo)}, {_fmt(hi)}]"]
+                    "" if math.isnan(lo) else f"[{_end(lo)}, {_end(hi)}]"]
         cells.append("<tr>" + "".join(f"<td>{c}</td>" for c in out) + "</tr>")
     caption = (f"{html.escape(result.law)} ({result.kind}) fitted on {result.n_points} rows"
                + (f", {draws} bootstrap draws" if draws else ""))

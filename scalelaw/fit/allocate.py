@@ -70,6 +70,20 @@ def compute_optimal(fit: FitResult | Mapping[str, float], compute: Any, *,
     ------
     ValueError
         A compute budget that is not finite and > 0.
+
+    Examples
+    --------
+    Hoffmann et al.'s fitted law at Chinchilla's budget, from a saved fit or a dict:
+
+    >>> from scalelaw.fit.result import FitResult
+    >>> hoff = {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28}
+    >>> out = compute_optimal(FitResult("chinchilla", hoff), [5.76e23])
+    >>> f"{out['N_opt'][0]:.3g} params, {out['D_opt'][0]:.3g} tokens"
+    '3.22e+10 params, 2.98e+12 tokens'
+    >>> compute_optimal(hoff, [1e21, 0.0])
+    Traceback (most recent call last):
+    ...
+    ValueError: compute: must be finite and > 0, got [1e+21, 0.0]
     """
     if isinstance(fit, FitResult):
         params, law = fit.params, law or fit.law

@@ -26,17 +26,21 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from scalelaw.fit import solver
 from scalelaw.fit.coords import Coords, make_coords
+from scalelaw.fit.identify import bound_hits
 from scalelaw.fit.laws import Law, get_law
 from scalelaw.fit.objective import Objective, as_objective
 from scalelaw.fit.programs import compiled
 from scalelaw.fit.result import FitResult
+
+#: Resamples per compiled call of :func:`bootstrap_samples` (and per progress update).
+BLOCK = 500
 
 
 def resample_counts(n_rows: int, n_resamples: int, seed: int = 0) -> np.ndarray:
@@ -94,7 +98,7 @@ def refit_weighted(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, theta0:
                    weights: np.ndarray, *, objective: Objective | float | None,
                    coords: Coords | None = None, full_weights: np.ndarray | None = None,
                    tol: float = 1e-12, max_steps: int = 20, straggler_steps: int = 1000,
-                   chunk: int = 500) -> Refits:
+                   chunk: int = 500, progress: Callable[[int], Any] | None = None) -> Refits:
     """Refit once per row of ``weights`` from ``theta0`` (the full-data optimum).
 
     ``objective`` is the fit's (or a Huber δ, as
@@ -119,7 +123,9 @@ def refit_weighted(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, theta0:
     done, so smaller chunks waste fewer steps but give each loop less to spread over the
     cores (Epoch's 4,000 resamples: 128 was about 10% faster than 500 on one core, and
     35% slower on two, where 250 to 4,000 were within 10% of each other); the results do
-    not depend on it.
+    not depend on it. The resamples go to the compiled program in equal blocks of at most
+    ``chunk`` (the last padded), and ``progress(n)`` is called after each block's ``n``
+    refits.
     """
     import jax
     import jax.numpy as jnp
@@ -138,10 +144,20 @@ def refit_weighted(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray, theta0:
         whiten = compiled("whitening", solver.full_data_whitening, law, **static)
         precond, scale, *smoothing = whiten(t0, xs, target, w_full)
         levels = smoothing[0] if smoothing else None  # a kinked loss: continuation levels
+        n_blocks = -(-len(weights) // chunk)  # host calls of equal size, for progress
+        block = -(-len(weights) // n_blocks)
         fn = compiled("refits", solver.refits, law, **static, max_steps=max_steps, tol=tol,
-                      chunk=chunk)
-        z, theta, value, steps, ok = (np.array(a) for a in fn(
-            t0, precond, scale, np.zeros((len(weights), t0.size)), xr, yr, w, levels))
+                      chunk=block)
+        parts = []
+        for start in range(0, len(weights), block):
+            rows = np.arange(start, min(start + block, len(weights)))
+            pick = np.resize(rows, block)  # the last block padded by repeating its rows
+            out = fn(t0, precond, scale, np.zeros((block, t0.size)),
+                     {k: v[pick] for k, v in xr.items()}, yr[pick], w[pick], levels)
+            parts.append([np.array(a)[:rows.size] for a in out])
+            if progress is not None:
+                progress(int(rows.size))
+        z, theta, value, steps, ok = (np.concatenate(p) for p in zip(*parts, strict=True))
         todo = np.flatnonzero(~ok)
         if todo.size and straggler_steps > 0:
             bucket = min(len(weights), max(16, 1 << int(np.ceil(np.log2(todo.size)))))
@@ -160,6 +176,7 @@ def bootstrap_samples(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray,
                       theta: np.ndarray, *, n_resamples: int, seed: int = 0,
                       objective: Objective | float | None = 1e-3,
                       coords: Coords | None = None, weights: np.ndarray | None = None,
+                      progress: Callable[[int], Any] | None = None,
                       ) -> tuple[dict[str, list[float]], dict]:
     """Bootstrap draws of every natural parameter and derived quantity, and a summary.
 
@@ -169,15 +186,24 @@ def bootstrap_samples(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray,
 
     Refits that failed (non-finite objective) or did not converge within the step caps
     are stored as NaN, which :meth:`FitResult.interval` and :meth:`FitResult.stderr`
-    ignore, and are counted in the summary (see :meth:`Refits.summary`).
+    ignore, and are counted in the summary (see :meth:`Refits.summary`). Draws that end at
+    a bound, or were rejected for leaving one of the law's bounds, are counted per
+    parameter in the summary's ``bound_hits`` (:func:`scalelaw.fit.identify.bound_hits`),
+    with ``draws`` the draws kept or rejected that way: :meth:`FitResult.interval` reports
+    an end set by a bound as unbounded. ``progress(n)`` is called as blocks of refits end.
     """
     if n_resamples < 2:
         raise ValueError(f"bootstrap: need at least 2 resamples, got {n_resamples}")
     counts = resample_counts(len(y), n_resamples, seed)
     if weights is not None:
         counts = counts * np.asarray(weights, np.float64)
+    coords = make_coords(law) if coords is None else coords
     fits = refit_weighted(law, x, y, theta, counts, objective=objective, coords=coords,
-                          full_weights=weights)
+                          full_weights=weights, progress=progress, chunk=BLOCK)
+    kept = fits.converged & np.isfinite(fits.objective)
+    rejected = outside_bounds(law, coords, fits.theta)
+    counted = kept | rejected
+    hits = bound_hits(law, coords, fits.theta[counted], rejected[counted], tol=1e-6)
     names = [*law.natural_names, *law.derived_values(law.to_natural(theta))]
     draws: dict[str, list[float]] = {k: [] for k in names}
     for t, v, ok in zip(fits.theta, fits.objective, fits.converged, strict=True):
@@ -185,7 +211,19 @@ def bootstrap_samples(law: Law, x: Mapping[str, np.ndarray], y: np.ndarray,
         row = {} if nat is None else {**nat, **law.derived_values(nat)}
         for k in names:
             draws[k].append(row.get(k, float("nan")))
-    return draws, fits.summary()
+    summary = fits.summary()
+    if hits:
+        summary["bound_hits"], summary["draws"] = hits, int(counted.sum())
+    return draws, summary
+
+
+def outside_bounds(law: Law, coords: Coords, theta: np.ndarray) -> np.ndarray:
+    """Rows of ``theta`` (R, P), fit space, outside a law or user bound (finite rows only)."""
+    out = np.zeros(len(theta), bool)
+    finite = np.isfinite(theta).all(axis=1)
+    for i, lo, hi in coords.penalty_bounds(law):
+        out |= finite & ((theta[:, i] < lo) | (theta[:, i] > hi))
+    return out
 
 
 def prediction_samples(result: FitResult, law: str | Law | None = None,

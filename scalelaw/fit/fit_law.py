@@ -39,10 +39,12 @@ import numpy as np
 from scalelaw.errors import ConfigError
 from scalelaw.fit import bootstrap as bs
 from scalelaw.fit import coords as _coords
+from scalelaw.fit import identify
 from scalelaw.fit.laws import Law, get_law
 from scalelaw.fit.objective import Objective, RowLoss, as_objective
 from scalelaw.fit.objective_spec import read_objective
 from scalelaw.fit.programs import machine_cache
+from scalelaw.fit.progress import Progress, ProgressArg, check_progress
 from scalelaw.fit.result import FitResult
 from scalelaw.fit.solver import solve
 from scalelaw.fit.table import TableLike, check_bootstrap, read_table, validated_columns
@@ -55,9 +57,11 @@ def _select_rows(cols: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.
 def prepare(table: TableLike, law: Law, *, n: str, d: str, loss: str,
             columns: Mapping[str, str] | None, drop_top: int,
             weights: str | Sequence[float] | np.ndarray | None = None,
-            min_rows: int | None = None) -> tuple[dict, np.ndarray, np.ndarray | None, dict]:
+            min_rows: int | None = None, fixed: Mapping[str, float] | None = None,
+            ) -> tuple[dict, np.ndarray, np.ndarray | None, dict]:
     """Validate the table and ``weights`` and apply ``drop_top``; return (inputs, target,
-    weights or None, protocol)."""
+    weights or None, protocol). Inputs that cannot identify the law are refused
+    (:func:`scalelaw.fit.identify.check_distinct`; ``fixed`` relaxes the count)."""
     df = read_table(table)
     names = {"N": n, "D": d, **(columns or {})}
     roles = {k: names.get(k, k) for k in law.inputs}
@@ -79,7 +83,7 @@ def prepare(table: TableLike, law: Law, *, n: str, d: str, loss: str,
         protocol["dropped_rows"] = np.flatnonzero(~keep).tolist()
     if w is not None:
         protocol["weights"] = weights if isinstance(weights, str) else "array"
-    _check_identifiable(law, roles, cols)
+    identify.check_distinct(law, roles, cols, fixed)
     return cols, y, w, protocol
 
 
@@ -117,26 +121,6 @@ def row_weights(df: Any, weights: str | Sequence[float] | np.ndarray) -> np.ndar
     return w
 
 
-def _check_identifiable(law: Law, roles: Mapping[str, str], cols: Mapping[str, np.ndarray],
-                        ) -> None:
-    """Refuse inputs that cannot identify the law: one column for two inputs, or an input
-    with a single value (its exponent and prefactor would trade off freely)."""
-    by_column: dict[str, list[str]] = {}
-    for role, column in roles.items():
-        by_column.setdefault(column, []).append(role)
-    for column, shared in by_column.items():
-        if len(shared) > 1:
-            flags = ", ".join(k.lower() for k in shared)
-            raise ConfigError(f"{flags}: inputs {', '.join(shared)} of law {law.name!r} are all "
-                              f"read from column {column!r}; give each its own column")
-    for role, values in cols.items():
-        distinct = np.unique(values)
-        if len(distinct) < 2:
-            raise ConfigError(f"column {roles[role]!r}: every row has {role} = {distinct[0]:g}; "
-                              f"law {law.name!r} needs at least 2 distinct values of {role} "
-                              "to identify its parameters")
-
-
 def fit_law(
     table: TableLike,
     law: str | Law = "chinchilla",
@@ -158,12 +142,14 @@ def fit_law(
     screen_steps: int = 3,
     keep: int | None = 32,
     tol: float = 1e-12,
+    progress: ProgressArg = True,
 ) -> FitResult:
     """Fit ``law`` to a table with a robust multi-start solve (Hoffmann et al.'s by default).
 
     Parameters
     ----------
-    table : DataFrame or path (.csv, .parquet, .jsonl)
+    table : DataFrame, path (.csv, .parquet, .jsonl), dict of columns or list of row dicts
+        Columns may be lists or arrays (:func:`~scalelaw.fit.table.read_table`).
     law : str or Law
         Registry name (see :func:`~scalelaw.fit.laws.list_laws`) or a user :class:`Law`.
     n, d, loss : str
@@ -211,6 +197,10 @@ def fit_law(
         (``keep=None``: every start to convergence).
     tol : float
         Relative objective accuracy of the polishing solve (see :func:`~scalelaw.fit.solver.solve`).
+    progress : bool or callable
+        Show progress of the solve and the bootstrap once a stage takes over 2 s (a bar
+        in a terminal, a line in Jupyter); ``False``: never; a function
+        ``f(stage, done, total)`` is called instead (:mod:`scalelaw.fit.progress`).
 
     Returns
     -------
@@ -223,15 +213,36 @@ def fit_law(
     ------
     ConfigError
         Unknown law, missing or invalid columns, too few rows, duplicated rows, a bad
-        objective, weights, fixed value or bound (the message names the argument).
+        objective, weights, fixed value or bound (the message names the argument); inputs
+        that cannot identify the law (one column for N and D, too few distinct values:
+        :mod:`scalelaw.fit.identify`).
+
+    Warns
+    -----
+    IdentifiabilityWarning
+        A direction of the parameters the data do not determine (flat curvature at the
+        optimum), or a bootstrap interval that runs into a bound (reported as unbounded).
+
+    Examples
+    --------
+    Fits are in the module's examples; lists, arrays and dicts of columns are taken, and
+    bad arguments fail in one line:
+
+    >>> fit_law({"N": [1e8, 2e8, 4e8, 8e8], "D": [1e9] * 4, "loss": [3.2, 3.0, 2.9, 2.8]},
+    ...         bootstrap=2.5)
+    Traceback (most recent call last):
+    ...
+    scalelaw.errors.ConfigError: bootstrap: must be 0 or >= 2 resamples (0: no intervals), got 2.5
     """
     check_bootstrap(bootstrap)
+    progress = check_progress(progress)
     law = get_law(law)
     obj = _objective(law, objective, delta)
     coords = _coords.make_coords(law, fixed, bounds)
     n_free = len(coords.free)
     x, y, w, protocol = prepare(table, law, n=n, d=d, loss=loss, columns=columns,
-                                drop_top=drop_top, weights=weights, min_rows=n_free)
+                                drop_top=drop_top, weights=weights, min_rows=n_free,
+                                fixed=fixed)
     holdout = None
     if holdout_above is not None:
         if "N" not in x:
@@ -249,10 +260,11 @@ def fit_law(
         raise ConfigError(f"weights: {(w > 0).sum()} row(s) to fit have weight > 0, need at "
                           f"least {n_free} (the free parameters)")
     starts = _starts(law, init_grid)
-    with machine_cache():
+    with machine_cache(), Progress(f"fitting {law.name}", 1, progress) as bar:
         theta, value, info = solve(law, x, y, starts=starts, weights=w, objective=obj,
                                    coords=coords, screen_steps=screen_steps, keep=keep,
                                    tol=tol)
+        bar.advance()
     natural = law.to_natural(theta)
     metadata: dict[str, Any] = {
         "fit_params": dict(zip(law.params, theta.tolist(), strict=True)),
@@ -266,19 +278,25 @@ def fit_law(
         "protocol": protocol, "source": law.source,
         "domain": {k: [float(np.min(v)), float(np.max(v))] for k, v in x.items()},
     }
+    weak = identify.weak_directions(law, coords, x, theta, w,
+                                    pinned=tuple(metadata.get("at_bound", ())))
+    if weak:
+        metadata["undetermined"] = [{"params": d["params"], "rms": d["rms"]} for d in weak]
+        identify.warn_weak(law, weak)
     result = FitResult(law=law.name, params=natural, kind=law.kind,
                        conventions=dict(law.conventions), objective=value,
                        n_points=int(len(y)), metadata=metadata)
     if holdout is not None:
         metadata["holdout"] = bs.holdout_error(result, law, *holdout, above=holdout_above)
     if bootstrap:
-        with machine_cache():
+        with machine_cache(), Progress("bootstrap", bootstrap, progress) as bar:
             result.samples, summary = bs.bootstrap_samples(
                 law, x, y, theta, n_resamples=bootstrap, seed=seed, objective=obj,
-                coords=coords, weights=w)
+                coords=coords, weights=w, progress=bar.advance)
         metadata["bootstrap"] = {**summary, "seed": int(seed),
                                  "protocol": "rows resampled, each refit from the best fit; "
                                              "unconverged refits counted and left out"}
+        identify.warn_open(result)
     return result
 
 

@@ -96,7 +96,7 @@ def plot_bowls(
         ax.set_title(f"N={N:.3g}, D={D:.3g}", fontsize=9)
         ax.set_xlabel("log10 lr")
         ax.set_ylabel("log10 batch (tokens)")
-        fig.colorbar(sc, ax=ax, shrink=0.8)
+        fig.colorbar(sc, ax=ax, shrink=0.8, label="final loss (nats)")
     axes.ravel()[0].legend(fontsize=6, loc="lower left")
     fig.tight_layout()
     if path is not None:

@@ -61,6 +61,15 @@ class FitResult:
         Bootstrap draws, one list per parameter or derived quantity, all the same length.
     metadata : dict
         Anything else JSON-serialisable (protocol, dropped rows, seeds, held-out errors).
+
+    Examples
+    --------
+    >>> r = FitResult("chinchilla", {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34,
+    ...               "beta": 0.28}, samples={"E": [1.6, 1.7, 1.8]})
+    >>> r  # doctest: +ELLIPSIS
+    FitResult(law='chinchilla', kind='loss', n_points=0, params={A=406.4, ...}, bootstrap=3 draws)
+    >>> round(float(r.predict(N=70e9, D=1.4e12)), 4), r.interval("E", 0.5)
+    (1.9366, (1.65, 1.75))
     """
 
     law: str
@@ -92,10 +101,31 @@ class FitResult:
         return float(np.std(self._draws(name), ddof=1))
 
     def interval(self, name: str, level: float = 0.95) -> tuple[float, float]:
-        """Bootstrap percentile interval of ``name`` at confidence ``level``."""
+        """Bootstrap percentile interval of ``name`` at confidence ``level``.
+
+        An end that runs into a bound of the fit (more than (1 − level)/2 of the draws at
+        or beyond it, :mod:`scalelaw.fit.identify`) is not determined by the data and is
+        returned as ``-inf`` or ``inf`` ("unbounded"; ``null`` in JSON).
+
+        >>> r = FitResult("chinchilla", {"alpha": 0.3}, samples={"alpha": [0.2, 0.3, 0.3]},
+        ...               metadata={"bootstrap": {"draws": 3, "bound_hits": {"alpha": {
+        ...                   "lower": 0, "upper": 2, "at": [0.0, 0.3], "rejected": [0, 0]}}}})
+        >>> [round(v, 3) for v in r.interval("alpha")]  # 2 of 3 draws at the upper bound
+        [0.205, inf]
+        """
         if not 0.0 < level < 1.0:
             raise ValueError(f"level: must lie in (0, 1), got {level}")
-        lo, hi = np.quantile(self._draws(name), [(1 - level) / 2, (1 + level) / 2])
+        draws = self._draws(name)
+        boot = self.metadata.get("bootstrap")  # a dict from fit_law; others store a count
+        hits = (boot.get("bound_hits") or {}).get(name) if isinstance(boot, dict) else None
+        if hits:
+            (r_lo, r_hi), (b_lo, b_hi) = hits["rejected"], hits["at"]
+            draws = np.concatenate([draws, np.full(r_lo, b_lo), np.full(r_hi, b_hi)])
+        lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+        if hits:
+            tail = (1 - level) / 2 * len(draws)
+            lo = -math.inf if hits["lower"] > tail else lo
+            hi = math.inf if hits["upper"] > tail else hi
         return float(lo), float(hi)
 
     # ----------------------------------------------------------------- views

@@ -1,6 +1,7 @@
 """Reading and validating the tables that fitters consume.
 
-Every fitter takes a :class:`pandas.DataFrame` (or a CSV / Parquet path) and names the
+Every fitter takes a :class:`pandas.DataFrame` (a CSV / Parquet / JSONL path, a dict of
+columns or a list of row dicts: :func:`read_table`) and names the
 columns it needs. :func:`validated_columns` turns bad input into one-line
 :class:`~scalelaw.errors.ConfigError` messages that name the column and the problem,
 which the CLI prints with exit status 2.
@@ -17,7 +18,7 @@ Examples
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,21 +26,48 @@ import pandas as pd
 
 from scalelaw.errors import ConfigError
 
-TableLike = pd.DataFrame | str | os.PathLike[str]
+TableLike = (pd.DataFrame | str | os.PathLike[str] | Mapping[str, Sequence[float] | np.ndarray]
+             | Sequence[Mapping[str, float]])
 
 
 def read_table(table: TableLike) -> pd.DataFrame:
     """Return ``table`` as a DataFrame, reading ``.csv``, ``.parquet`` or ``.jsonl`` paths.
+
+    A mapping of column name to values (lists or arrays of one length) and a list of row
+    dicts are taken too; anything else is refused in one line.
+
+    >>> read_table({"N": [1e8, 2e8], "loss": np.array([3.1, 3.0])}).shape
+    (2, 2)
+    >>> read_table([{"N": 1e8, "loss": 3.1}, {"N": 2e8, "loss": 3.0}])["N"].tolist()
+    [100000000.0, 200000000.0]
+    >>> read_table(np.ones((3, 2)))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    scalelaw.errors.ConfigError: table: expected a DataFrame, a path (...), ... got ndarray ...
 
     Raises
     ------
     FileNotFoundError
         If the path does not exist.
     ConfigError
-        If the suffix is not a supported table format or the file cannot be parsed.
+        If the suffix is not a supported table format or the file cannot be parsed, the
+        columns of a mapping differ in length, or ``table`` is of another type.
     """
     if isinstance(table, pd.DataFrame):
         return table
+    if isinstance(table, Mapping):
+        lengths = {k: np.size(v) for k, v in table.items()}
+        if len(set(lengths.values())) > 1:
+            raise ConfigError("table: columns differ in length ("
+                              + ", ".join(f"{k}: {n}" for k, n in lengths.items()) + ")")
+        return pd.DataFrame({k: np.ravel(np.asarray(v)) for k, v in table.items()})
+    if isinstance(table, list | tuple) and table and all(isinstance(r, Mapping) for r in table):
+        return pd.DataFrame(list(table))
+    if not isinstance(table, str | os.PathLike):
+        hint = (" (wrap an array as pd.DataFrame(array, columns=[...]))"
+                if isinstance(table, np.ndarray) else "")
+        raise ConfigError("table: expected a DataFrame, a path (.csv, .parquet, .jsonl), a dict "
+                          f"of columns or a list of row dicts, got {type(table).__name__}{hint}")
     path = Path(table)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")

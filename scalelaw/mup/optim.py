@@ -130,6 +130,20 @@ def adamw(
         Per-parameter multipliers given directly (e.g. ``MupSetup.rules`` of
         :func:`scalelaw.mup.any_model.apply_mup`, with a readout multiplier absorbed), in
         place of ``roles`` and ``parametrization``.
+
+    Examples
+    --------
+    Under muP at 4x the base width, Adam's step on a hidden matrix is the base LR / 4:
+
+    >>> import jax, jax.numpy as jnp
+    >>> from scalelaw.mup.roles import infer_roles
+    >>> make = lambda w: {"w_in": jnp.ones((3, w)), "w_h": jnp.ones((w, w))}
+    >>> opt = adamw(1e-2, roles=infer_roles(make, base_width=8, width=32),
+    ...             parametrization=Parametrization("mup", base_width=8))
+    >>> p = make(32)
+    >>> step, _ = opt.update(jax.tree.map(jnp.ones_like, p), opt.init(p), p)
+    >>> round(float(step["w_in"][0, 0]), 6), round(float(step["w_h"][0, 0]), 6)
+    (-0.01, -0.0025)
     """
 
     def make(rule: LayerRule) -> optax.GradientTransformation:

@@ -162,6 +162,16 @@ class Parametrization:
     ------
     ConfigError
         If any field is invalid; the message names the field and the allowed values.
+
+    Examples
+    --------
+    >>> p = Parametrization("mup", base_width=256)
+    >>> p.layer_rule("hidden", width_mult=4.0).lr_mult  # Adam LR of hidden matrices: 1/m
+    0.25
+    >>> Parametrization("mup", base_width=0)
+    Traceback (most recent call last):
+    ...
+    scalelaw.errors.FieldError: base_width: must be a positive integer, got 0
     """
 
     name: Literal["sp", "mup", "completep"] = "mup"
