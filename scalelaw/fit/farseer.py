@@ -228,9 +228,14 @@ def fit_farseer(
     diffs = differences(N[train], D[train], L[train], lam, rtol)
     terms = per_n_terms(diffs, lam)
     if len(terms) < 3:
+        paired = diffs[diffs["R"] > 0].groupby("N").size()
+        falling = int((paired >= 2).sum())
+        why = "" if falling == len(terms) else (
+            f" ({falling - len(terms)} more have them but their differences do not fall with D"
+            f" (A <= 0): the loss is not yet in its power-law decay in D)")
         raise ConfigError(
             f"table: need at least 3 N values with two or more (D, {lam:.4g}·D) pairs; "
-            f"got {len(terms)}"
+            f"got {len(terms)}{why}"
         )
     tn = terms["N"].to_numpy()
     a1, b1, alpha = fit_power_exponent(tn, np.log(terms["A"].to_numpy()), grid)

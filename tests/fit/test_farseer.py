@@ -111,6 +111,15 @@ def test_save_load_round_trip(tmp_path):
     assert back.law == "farseer" and back.params == fit.params
 
 
+def test_differences_that_do_not_fall_with_d_are_named():
+    # loss linear in log D (no power-law decay yet): every difference is the same
+    N, D = np.meshgrid([1e6, 4e6, 1.6e7, 6.4e7], 1e5 * np.sqrt(2) ** np.arange(6))
+    L = 12.0 - 0.1 * np.log(N) - 0.35 * np.log(D)
+    df = pd.DataFrame({"N": N.ravel(), "D": D.ravel(), "loss": L.ravel() - 1e-9 * D.ravel()})
+    with pytest.raises(ConfigError, match=r"got 0 \(4 more .* do not fall with D \(A <= 0\)"):
+        fit_farseer(df)
+
+
 def test_too_few_sizes_is_an_error():
     df = grid()
     with pytest.raises(ConfigError, match="at least 3 N"):
