@@ -221,3 +221,69 @@ def plot_coord_check(data: pd.DataFrame, path: str | os.PathLike[str], title: st
     """
     save_figure(coord_check_figure(data, title, verdicts=verdicts, bound=bound,
                                    families=families), path)
+
+
+def sigma_max_figure(diagnostic: Any, title: str = "", *, fan_exponent: float = 0.75) -> Any:
+    """Figure of :func:`plot_sigma_max` as a matplotlib ``Figure``.
+
+    Examples
+    --------
+    >>> from scalelaw.mup.wd_diagnostic import sigma_max_table
+    >>> measured = pd.DataFrame({"weight_decay_rule": "sqrt", "width": [32, 64],
+    ...                          "family": "w1", "sigma_max": 2.0, "lr": [0.01, 0.005],
+    ...                          "weight_decay": [0.1, 0.1 * 2 ** 0.5]})
+    >>> fig = sigma_max_figure(sigma_max_table(measured))
+    >>> [ax.get_title() for ax in fig.axes]
+    ['sqrt']
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table, by = diagnostic.table, list(diagnostic.by)
+    groups = list(table.groupby(by, sort=True)) if by else [("all", table)]
+    fig, axes = plt.subplots(1, len(groups), figsize=(3.6 * len(groups), 3.2),
+                             squeeze=False, sharey=True)
+    families = list(dict.fromkeys(table["family"]))
+    for ax, (key, part) in zip(axes.flat, groups, strict=True):
+        for i, family in enumerate(families):
+            line = part[part["family"] == family].sort_values("width")
+            if line.empty:
+                continue
+            base = line.iloc[0]
+            fan = base["sigma_max"] * (line["prediction"] / base["prediction"]) * (
+                line["width"] / base["width"]) ** fan_exponent
+            ax.plot(line["width"], line["sigma_max"], "o-", color=f"C{i % 10}", label=family)
+            ax.plot(line["width"], fan, ls=":", color=f"C{i % 10}")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(sorted(part["width"].unique()))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_title(", ".join(map(str, key)) if isinstance(key, tuple) else str(key),
+                     fontsize=9)
+        ax.set_xlabel("width")
+    axes[0, 0].set_ylabel("top singular value (solid)\n"
+                          f"sqrt(lr/wd) width^{fan_exponent:g} (dotted)")
+    axes[0, -1].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sigma_max(diagnostic: Any, path: str | os.PathLike[str], title: str = "") -> None:
+    """Fan et al. (2025)'s diagnostic: each hidden matrix family's top singular value
+    against width (solid), one panel per weight-decay rule, with their steady-state
+    prediction ``sqrt(lr/wd) * width^0.75`` (dotted, matched at the narrowest width).
+
+    Parameters
+    ----------
+    diagnostic : WeightDecayDiagnostic
+        From :func:`scalelaw.weight_decay_diagnostic` or
+        :func:`scalelaw.mup.wd_diagnostic.sigma_max_table`.
+    path : path
+        Output file (``.png``, ``.pdf``, ``.svg``).
+    """
+    save_figure(sigma_max_figure(diagnostic, title), path)
