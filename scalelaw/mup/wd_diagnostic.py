@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -135,9 +136,10 @@ def sigma_max_table(measured: pd.DataFrame,
     rows = []
     for key, part in table.groupby([*by, "family"], sort=True):
         x = part["width"].to_numpy(dtype=float)
-        row = dict(zip([*by, "family"], key if isinstance(key, tuple) else (key,), strict=True))
-        for col in ("sigma_max", "prediction", "ratio"):
-            row[col] = _slope(x, part[col].to_numpy(dtype=float))
-        row["fan"] = row["prediction"] + FAN_EXPONENT
+        row: dict[str, Any] = dict(zip([*by, "family"],
+                                       key if isinstance(key, tuple) else (key,), strict=True))
+        slopes = {col: _slope(x, part[col].to_numpy(dtype=float))
+                  for col in ("sigma_max", "prediction", "ratio")}
+        row.update(slopes, fan=slopes["prediction"] + FAN_EXPONENT)
         rows.append(row)
     return WeightDecayDiagnostic(table, pd.DataFrame(rows), by)
