@@ -242,7 +242,7 @@ def sigma_max_figure(diagnostic: Any, title: str = "", *, fan_exponent: float = 
     import matplotlib.pyplot as plt
 
     table, by = diagnostic.table, list(diagnostic.by)
-    groups = list(table.groupby(by, sort=True)) if by else [("all", table)]
+    groups = list(table.groupby(by, sort=False)) if by else [("all", table)]
     fig, axes = plt.subplots(1, len(groups), figsize=(3.6 * len(groups), 3.2),
                              squeeze=False, sharey=True)
     families = list(dict.fromkeys(table["family"]))
@@ -261,6 +261,9 @@ def sigma_max_figure(diagnostic: Any, title: str = "", *, fan_exponent: float = 
         ax.set_xticks(sorted(part["width"].unique()))
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(", ".join(map(str, key)) if isinstance(key, tuple) else str(key),
                      fontsize=9)
         ax.set_xlabel("width")

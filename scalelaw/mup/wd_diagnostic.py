@@ -125,7 +125,7 @@ def sigma_max_table(measured: pd.DataFrame,
     with np.errstate(divide="ignore"):
         data["prediction"] = np.sqrt(data["lr"] / data["weight_decay"])
     keys = [*by, "width", "family"]
-    table = (data.groupby(keys, sort=True)
+    table = (data.groupby(keys, sort=False)  # the runs' order
              .agg(sigma_max=("sigma_max", "mean"), lr=("lr", "mean"),
                   weight_decay=("weight_decay", "mean"), prediction=("prediction", "mean"),
                   matrices=("sigma_max", "size"))
@@ -134,7 +134,10 @@ def sigma_max_table(measured: pd.DataFrame,
         table["ratio"] = table["sigma_max"] / table["prediction"]
     table.loc[~np.isfinite(table["prediction"]), ["prediction", "ratio"]] = np.nan
     rows = []
-    for key, part in table.groupby([*by, "family"], sort=True):
+    first = table.groupby(list(by), sort=False).ngroup() if by else 0  # runs' order
+    table = (table.assign(_first=first).sort_values(["_first", "family", "width"], kind="stable")
+             .drop(columns="_first").reset_index(drop=True))
+    for key, part in table.groupby([*by, "family"], sort=False):
         x = part["width"].to_numpy(dtype=float)
         row: dict[str, Any] = dict(zip([*by, "family"],
                                        key if isinstance(key, tuple) else (key,), strict=True))
