@@ -84,13 +84,18 @@ def _axis(data: pd.DataFrame) -> str:
 
 
 def _nice_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
-    """Round ratios in ``[lo, hi]`` (always 1), at least ``log(hi/lo)/most`` apart in log."""
-    nice = sorted({m * 10.0 ** k for k in range(-4, 5)
-                   for m in (1, 1.25, 1.5, 2, 3, 5, 7.5)} | {0.8, 2 / 3})
-    inside = [v for v in nice if lo <= v <= hi]
+    """Round ratios in ``[lo, hi]`` (always 1), at least ``log(hi/lo)/most`` apart in log;
+    1-2-5 values first, then 1.25, 1.5, 3, 7.5, 2/3, 0.9 and 1.1 where they fit between."""
+    nice = {m * 10.0 ** k for k in range(-4, 5) for m in (1, 1.25, 1.5, 2, 3, 5, 7.5)}
+    nice |= {0.8, 2 / 3, 0.9, 1.1}
+
+    def rank(v: float) -> tuple[int, float]:
+        mantissa = round(v / 10.0 ** math.floor(math.log10(v) + 1e-9), 6)
+        return (0 if mantissa in (1.0, 2.0, 5.0) else 1, abs(math.log(v)))
+
     gap = math.log(hi / lo) / most
     kept = [1.0]
-    for v in sorted(inside, key=lambda v: abs(math.log(v))):
+    for v in sorted((v for v in nice if lo <= v <= hi), key=rank):
         if all(abs(math.log(v / k)) >= gap for k in kept):
             kept.append(v)
     return sorted(kept)
@@ -160,8 +165,11 @@ def coord_check_figure(data: pd.DataFrame, title: str = "", *,
                         alpha=0.9, label=f"t={t}", gid=f"{module}|t={t}")
         worst = max((verdict.get(m, "stable") for m in members), key=_VERDICT_ORDER.__getitem__)
         name = panel + (f" ({len(members)})" if len(members) > 1 else "")
-        ax.set_title(name if worst == "stable" else f"{name}: {worst}", fontsize=8,
-                     color="black" if worst == "stable" else "tab:red")
+        if verdict and not any(m in verdict for m in members):
+            ax.set_title(f"{name} (not judged)", fontsize=8, color="0.45")
+        else:
+            ax.set_title(name if worst == "stable" else f"{name}: {worst}", fontsize=8,
+                         color="black" if worst == "stable" else "tab:red")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlim(xs[0] / 2 ** (0.12 * octaves), xs[-1] * 2 ** (0.12 * octaves))
@@ -172,7 +180,7 @@ def coord_check_figure(data: pd.DataFrame, title: str = "", *,
         ax.tick_params(labelsize=7)
     axes[0, 0].set_ylim(lo, hi)
     axes[0, 0].yaxis.set_major_locator(FixedLocator(_nice_ticks(lo, hi)))
-    axes[0, 0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axes[0, 0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
     axes[0, 0].yaxis.set_minor_locator(NullLocator())
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")

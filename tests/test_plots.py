@@ -125,3 +125,7 @@ def test_depth_data_is_drawn_against_depth() -> None:
     fig = coord_check_figure(data, bound=1.3)
     assert fig.get_supxlabel() == "depth" and fig.get_supylabel().endswith("at depth 2")
     assert np.isfinite(coord_ratios(data)["ratio"]).all()
+    judged = _verdicts(data[data["module"] == "embed"], 1.3, axis="depth")
+    fig = coord_check_figure(data, verdicts=judged, bound=1.3)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_lines()]
+    assert "embed" in titles and "readout (not judged)" in titles
