@@ -37,7 +37,10 @@ def test_table_from_trial_folders(tmp_path: Path) -> None:
     assert not np.allclose(early["sigma_max"], diag.table["sigma_max"])
     exps = diag.exponents.set_index("family")
     assert exps.loc["w1", "prediction"] == pytest.approx(-0.75)
-    scalelaw.train_group([trial(32, "fixed")], [tmp_path / "plain"])
+    plain = tmp_path / "plain"  # a trial trained without singular_values=True
+    plain.mkdir()
+    (plain / "config.json").write_text((dirs[0] / "config.json").read_text())
+    (plain / "metrics.jsonl").write_text('{"step": 8, "eval_loss": 5.0}\n')
     with pytest.raises(ValueError, match="^trials: .* logged no top_sv"):
         scalelaw.weight_decay_diagnostic([tmp_path / "plain"])
     with pytest.raises(ValueError, match="^trials: no config.json"):
