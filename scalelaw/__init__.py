@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "coord_check": "scalelaw.models.coord_check",
     "depth_coord_check": "scalelaw.models.coord_check",
     "top_singular_values": "scalelaw.mup.diagnostics",
+    "weight_decay_diagnostic": "scalelaw.train.wd_diagnostic",
     "Transformer": "scalelaw.models.transformer",
     "TransformerConfig": "scalelaw.models.config",
     "MLP": "scalelaw.models.mlp",
@@ -122,6 +123,7 @@ if TYPE_CHECKING:
     from scalelaw.sweep_recommend import SweepRecommendation, recommend_from_sweep
     from scalelaw.train.config import DivergenceRule
     from scalelaw.train.loop import train_group
+    from scalelaw.train.wd_diagnostic import weight_decay_diagnostic
 
 __all__ = [
     "__version__", "adamw", "apply_mup", "collect", "compute_optimal", "ConfigError",
@@ -134,7 +136,8 @@ __all__ = [
     "predict_hparams", "predict_lr", "prediction_interval", "recommend",
     "recommend_from_sweep", "Recommendation", "Refit", "register_law", "results_table",
     "run_sweep", "score_laws", "sweep_status", "SweepRecommendation", "top_singular_values",
-    "train_group", "Transformer", "TransformerConfig", "trial_summary", "wsd",
+    "train_group", "Transformer", "TransformerConfig", "trial_summary", "weight_decay_diagnostic",
+    "wsd",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

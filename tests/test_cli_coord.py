@@ -49,3 +49,11 @@ def test_bad_arguments_exit_2_with_one_line(args: list[str], needle: str, tmp_pa
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], out.stderr
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_help_documents_the_exit_codes() -> None:
+    out = run("coord-check", "--help")
+    assert out.returncode == 0
+    text = " ".join(out.stdout.split())
+    assert "Exit codes: 0 every module stable; 1 a module flagged" in text
+    assert "2 bad input" in text and "--seeds" in text

@@ -68,7 +68,7 @@ def coord_check(
     optimizer: str = "adam",
     lr: float | None = None,
     depth: int = 2,
-    seeds: int = 1,
+    seeds: int = 3,
     bound: float | None = None,
     zero_init_readout: bool = True,
 ) -> CoordCheck:
@@ -105,10 +105,11 @@ def coord_check(
         Base learning rate (default 1e-2 for Adam, 0.1 for SGD).
     depth : int
     seeds : int
-        Number of seeds averaged.
+        Number of seeds (inits) averaged; their spread widens the bound.
     bound : float, optional
-        Stability bound on the widest/narrowest l1 ratio (> 1); default 1.2 per factor 4
-        of width span.
+        A fixed stability bound on the widest/narrowest l1 ratio (> 1). Default: 1.2 per
+        factor 4 of width span, widened by 3 standard errors of each module's log-ratio
+        from the seed-to-seed spread (:func:`scalelaw.mup.diagnostics.coord_bound`).
     zero_init_readout : bool
         Used when ``parametrization`` is a name: a zero readout makes the ``t = 1``
         readout exactly 0 at every width, as in microsoft/mup's tests.

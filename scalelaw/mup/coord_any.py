@@ -158,7 +158,7 @@ def coord_check_model(
     steps: int = 3,
     optimizer: str = "adam",
     lr: float | None = None,
-    seeds: int = 1,
+    seeds: int = 3,
     bound: float | None = None,
     zero_init_readout: bool = True,
     overrides: Mapping[str, str] | None = None,

@@ -42,3 +42,13 @@ def test_transformer_mup_stable_up_to_2048() -> None:
 def test_bad_arguments(kwargs: dict, field: str) -> None:
     with pytest.raises(ValueError, match=f"^{field}: "):
         coord_check(**kwargs)
+
+
+def test_narrow_span_is_no_false_alarm_under_mup_and_records_the_seed_spread() -> None:
+    # one seed at widths 32 and 64 flagged 8 of 18 modules (ratios 0.85-1.31, bound 1.095);
+    # three seeds' spread widens each module's bound
+    result = coord_check("transformer", widths=(32, 64), parametrization="mup", seeds=3)
+    assert result.stable, result.verdicts.to_string()
+    assert (result.data["seeds"] == 3).all() and (result.data["l1_sd"] > 0).any()
+    assert (result.verdicts["bound"] >= result.bound).all()
+    assert (result.verdicts["bound"] > result.bound).any()

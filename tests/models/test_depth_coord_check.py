@@ -31,7 +31,7 @@ def test_plain_mup_blows_up_as_depth_grows() -> None:
 def test_fast_depth_check_and_bad_arguments() -> None:
     mup = depth_coord_check("mup", (2, 8), width=32, steps=3, judge_from=1)
     assert mup.verdicts.set_index("module").loc["last.residual", "verdict"] == "blows up"
-    assert set(mup.data.columns) == {"depth", "module", "t", "l1"}
+    assert set(mup.data.columns) == {"depth", "module", "t", "l1", "l1_sd", "seeds"}
     for kwargs, field in (({"depths": (4,)}, "depths"), ({"width": 40}, "width"),
                           ({"judge_from": 9}, "judge_from"), ({"parametrization": "ntk"},
                                                                "parametrization"),
