@@ -54,7 +54,8 @@ def plan_cmd(
     spec: Annotated[Path, typer.Argument(help="Sweep spec (.yaml).")],
     calibrate: Annotated[bool, typer.Option(
         "--calibrate", help="Time a few real steps per group shape instead of the model.")] = False,
-    mode: Annotated[str, typer.Option(help="With --calibrate: auto, vmap or sequential.")] = "auto",
+    mode: Annotated[str, typer.Option(
+        help="How members run: auto, vmap or sequential (also for --calibrate).")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Groups, trials, FLOPs and the estimated wall time.
@@ -71,12 +72,15 @@ def plan_cmd(
         from scalelaw.sweep.plan import calibrate as run_calibration
 
         calibration = run_calibration(loaded, mode=mode)
-    result = plan(loaded, calibration=calibration)
+    result = plan(loaded, calibration=calibration, mode=mode)
     if json_out:
         print_json({"name": result.name, "method": result.method, "note": result.note,
                     "peak_flops": result.peak_flops, "trials": result.trials,
                     "tokens": result.tokens, "flops": result.flops, "seconds": result.seconds,
-                    "executor": loaded.executor.to_dict(), "groups": group_table(result)})
+                    "backend": result.backend, "devices": result.devices,
+                    "device_kind": result.device_kind, "hosts": result.hosts,
+                    "mode": result.mode, "executor": loaded.executor.to_dict(),
+                    "mesh": loaded.mesh.to_dict(), "groups": group_table(result)})
         return
     from rich.table import Table
 
@@ -84,20 +88,24 @@ def plan_cmd(
 
     table = Table(title=f"sweep {result.name}: {len(result.groups)} groups, "
                         f"{result.trials} trials")
-    for name in ("#", "shape", "trials", "varying", "steps", "tokens", "FLOPs", "time"):
-        table.add_column(name, justify="left" if name in ("shape", "varying") else "right",
-                         no_wrap=name != "varying")
+    for name in ("#", "shape", "trials", "varying", "steps", "tokens", "FLOPs", "mesh", "time"):
+        table.add_column(name, justify="left" if name in ("shape", "varying", "mesh")
+                         else "right", no_wrap=name != "varying")
     for i, g in enumerate(result.groups):
         varying = ", ".join(p.split(".")[-1] for p in g.varying) or "-"
         table.add_row(str(i + 1), g.shape, str(g.members), varying, str(g.steps),
-                      si(g.tokens), si(g.flops), fmt_seconds(g.seconds))
+                      si(g.tokens), si(g.flops), g.mesh, fmt_seconds(g.seconds))
     table.add_section()
     table.add_row("", "total", str(result.trials), "", "", si(result.tokens),
-                  si(result.flops), fmt_seconds(result.seconds))
+                  si(result.flops), "", fmt_seconds(result.seconds))
     console = make_console()
     console.print(table)
     console.print(f"estimated wall time {fmt_seconds(result.seconds)} ({result.note})")
+    kind = f" ({result.device_kind})" if result.device_kind else ""
+    console.print(f"devices: {result.devices} {result.backend}{kind} on {result.hosts} "
+                  f"host{'s' if result.hosts > 1 else ''}; members run {result.mode}")
     console.print(f"executor: {loaded.executor.describe()}")
+    console.print(f"mesh: {loaded.mesh.describe()} (per group in the mesh column)")
 
 
 # ----------------------------------------------------------------------------- run
@@ -126,7 +134,7 @@ def run_cmd(
     from scalelaw.sweep.executor_config import resolve_executor
     from scalelaw.sweep.executors import check_trainable
     from scalelaw.sweep.runner import make_executor
-    from scalelaw.sweep.spec import load_executor
+    from scalelaw.sweep.spec import load_executor, load_mesh
     from scalelaw.sweep.store import SPEC, SweepStore
 
     # Everything is checked (and a Ray cluster joined) before anything is written.
@@ -134,12 +142,12 @@ def run_cmd(
     if spec is not None:
         loaded = _spec(spec)
         check_trainable(loaded.trials())
-        config = loaded.executor
+        config, mesh = loaded.executor, loaded.mesh
     else:
         store = SweepStore.open(out)
-        config = load_executor(store.root / SPEC)
+        config, mesh = load_executor(store.root / SPEC), load_mesh(store.root / SPEC)
     config = resolve_executor(config, executor=executor, ray_address=ray_address)
-    chosen = make_executor(config, mode=mode)  # validates --mode; Ray installed
+    chosen = make_executor(config, mode=mode, mesh=mesh)  # validates --mode; Ray installed
     _jax_cache()  # before Ray starts its workers, which inherit the environment
     connect = getattr(chosen, "connect", None)
     if connect is not None:

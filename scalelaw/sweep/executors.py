@@ -39,6 +39,7 @@ from scalelaw.storage import Location, as_location, committed_steps
 from scalelaw.sweep.store import SweepStore
 from scalelaw.sweep.trial import Group
 from scalelaw.train.config import MODES
+from scalelaw.train.mesh_config import MeshConfig
 
 __all__ = ["Executor", "GroupResult", "LocalExecutor", "RunObserver", "group_work"]
 
@@ -116,12 +117,16 @@ class LocalExecutor:
         Passed to the trainer: members as one vmapped program, one after another, or
         the backend's choice (sequential on CPU).
     train_fn : callable, optional
-        ``train_fn(trials, trial_dirs, *, mode, progress)``; defaults to
-        :func:`scalelaw.train.loop.train_group` (imported when first needed).
+        ``train_fn(trials, trial_dirs, *, mode, progress)`` (and ``mesh=`` when a mesh is
+        given); defaults to :func:`scalelaw.train.loop.train_group` (imported when first
+        needed).
+    mesh : MeshConfig, optional
+        The spec's ``mesh:`` block: devices for each group (default: automatic).
     """
 
     mode: str = "auto"
     train_fn: TrainFn | None = field(default=None, repr=False)
+    mesh: MeshConfig | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -143,8 +148,10 @@ class LocalExecutor:
                 for folder in dirs:
                     folder.mkdir()
                 start = time.perf_counter()
+                extra = {} if self.mesh is None else {"mesh": self.mesh}
                 members = train(list(group.trials), dirs, mode=self.mode,
-                                progress=lambda k, g=group.group_id: observer.advanced(g, k))
+                                progress=lambda k, g=group.group_id: observer.advanced(g, k),
+                                **extra)
                 result = GroupResult(group.group_id, tuple(members), time.perf_counter() - start)
             observer.group_finished(result)
             results.append(result)

@@ -126,7 +126,8 @@ def task_options(resources: Mapping[str, float], *, max_retries: int,
 
 
 def train_group_task(trials: Sequence[Any], trial_dirs: Sequence[Path], mode: str,
-                     cwd: str | None = None, train_fn: TrainFn | None = None) -> list[Any]:
+                     cwd: str | None = None, train_fn: TrainFn | None = None,
+                     mesh: Any = None) -> list[Any]:
     """What a Ray worker runs for one group: the trainer on the group's folders.
 
     ``cwd`` is the driver's working directory, entered where it exists on the worker (so
@@ -141,7 +142,8 @@ def train_group_task(trials: Sequence[Any], trial_dirs: Sequence[Path], mode: st
         from scalelaw.train.loop import train_group
 
         train_fn = train_group
-    return list(train_fn(list(trials), list(trial_dirs), mode=mode))
+    extra = {} if mesh is None else {"mesh": mesh}  # the spec's mesh: block, if any
+    return list(train_fn(list(trials), list(trial_dirs), mode=mode, **extra))
 
 
 @dataclass
@@ -167,6 +169,9 @@ class RayExecutor:
     train_fn : callable, optional
         A picklable ``train_fn(trials, trial_dirs, *, mode)``; default
         :func:`scalelaw.train.loop.train_group`.
+    mesh : MeshConfig, optional
+        The spec's ``mesh:`` block, applied to the devices of each group's worker
+        (default: automatic).
 
     Raises
     ------
@@ -182,6 +187,7 @@ class RayExecutor:
     poll_seconds: float = 1.0
     train_fn: TrainFn | None = field(default=None, repr=False)
     cancel_grace_s: float = 10.0
+    mesh: Any = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -193,10 +199,12 @@ class RayExecutor:
         require_ray()
 
     @classmethod
-    def from_config(cls, config: ExecutorConfig, *, mode: str = "auto") -> RayExecutor:
-        """From a spec's ``executor:`` block."""
+    def from_config(cls, config: ExecutorConfig, *, mode: str = "auto",
+                    mesh: Any = None) -> RayExecutor:
+        """From a spec's ``executor:`` block (and ``mesh:`` block, if any)."""
         return cls(address=config.address, resources_per_group=config.resources_per_group,
-                   max_retries=config.max_retries, env_vars=config.env_vars, mode=mode)
+                   max_retries=config.max_retries, env_vars=config.env_vars, mode=mode,
+                   mesh=None if mesh is None or mesh.automatic else mesh)
 
     def connect(self) -> bool:
         """Initialise Ray unless it is already; True if this call did.
@@ -247,7 +255,7 @@ class RayExecutor:
                 for folder in dirs:
                     folder.mkdir(parents=True, exist_ok=True)
                 ref = task.remote(list(group.trials), dirs, self.mode, os.getcwd(),
-                                  self.train_fn)
+                                  self.train_fn, self.mesh)
                 running[ref] = _Running(group, dirs)
             while running:
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=self.poll_seconds)

@@ -26,12 +26,15 @@ from typing import Any
 from scalelaw.sweep.executor_config import ExecutorConfig
 from scalelaw.sweep.executors import Executor, LocalExecutor, RunObserver, group_work
 from scalelaw.sweep.store import SweepStore
+from scalelaw.train.mesh_config import MeshConfig
 
 __all__ = ["LocalExecutor", "RunSummary", "make_executor", "run_sweep"]
 
 
-def make_executor(config: ExecutorConfig | None = None, *, mode: str = "auto") -> Executor:
-    """The executor a spec's ``executor:`` block names (default: local), for ``mode``.
+def make_executor(config: ExecutorConfig | None = None, *, mode: str = "auto",
+                  mesh: MeshConfig | None = None) -> Executor:
+    """The executor a spec's ``executor:`` block names (default: local), for ``mode``
+    and the spec's ``mesh:`` block (``None``: automatic).
 
     The Ray executor's module (and Ray) is imported only for ``kind: ray``; a missing Ray
     raises :class:`~scalelaw.ConfigError` ("executor.kind: ray needs ...").
@@ -43,8 +46,8 @@ def make_executor(config: ExecutorConfig | None = None, *, mode: str = "auto") -
     if config.kind == "ray":
         from scalelaw.sweep.ray_executor import RayExecutor
 
-        return RayExecutor.from_config(config, mode=mode)
-    return LocalExecutor(mode=mode)
+        return RayExecutor.from_config(config, mode=mode, mesh=mesh)
+    return LocalExecutor(mode=mode, mesh=None if mesh is None or mesh.automatic else mesh)
 
 
 @dataclass(frozen=True)

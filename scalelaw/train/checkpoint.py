@@ -57,8 +57,14 @@ __all__ = ["Checkpointer"]
 logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save at INFO
 
 
-def _to_tree(state: dict[str, Any], leaf: Any = np.asarray) -> dict[str, Any]:
-    """State -> a tree of dicts of ``leaf(x)`` (host arrays; optimizer leaves flattened)."""
+def _savable(x: Any) -> Any:
+    """A :class:`jax.Array` as it is (orbax writes each process's shards of a global
+    array), anything else as a host array."""
+    return x if isinstance(x, jax.Array) else np.asarray(x)
+
+
+def _to_tree(state: dict[str, Any], leaf: Any = _savable) -> dict[str, Any]:
+    """State -> a tree of dicts of ``leaf(x)`` (optimizer leaves flattened)."""
     leaves = jax.tree.leaves(state["opt_state"])
     return {
         "params": {k: leaf(v) for k, v in state["params"].items()},
@@ -68,8 +74,10 @@ def _to_tree(state: dict[str, Any], leaf: Any = np.asarray) -> dict[str, Any]:
     }
 
 
-def _abstract(x: Any) -> jax.ShapeDtypeStruct:
-    return jax.ShapeDtypeStruct(np.shape(x), x.dtype)
+def _abstract(x: Any, sharding: Any = None) -> jax.ShapeDtypeStruct:
+    if sharding is None:
+        sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding)
 
 
 class Checkpointer:
@@ -123,10 +131,16 @@ class Checkpointer:
                 for old in steps[:-self.max_to_keep]:
                     (self.location / str(old)).remove()
 
-    def restore(self, step: int, like: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def restore(self, step: int, like: dict[str, Any],
+                sharding: jax.sharding.Sharding | None = None,
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The state at ``step``, structured like ``like`` (a member state or its
-        ``jax.eval_shape``), and the saved ``meta``."""
-        target = _to_tree(like, _abstract)
+        ``jax.eval_shape``), and the saved ``meta``.
+
+        Every array is restored with ``sharding`` (e.g. replicated over a group's mesh;
+        default: this process's first device), whatever the sharding it was saved from.
+        """
+        target = _to_tree(like, lambda x: _abstract(x, sharding))
         if self._staging is not None:
             self._fetch(step)
         out = self._manager.restore(step, args=ocp.args.Composite(
@@ -136,7 +150,7 @@ class Checkpointer:
         opt = [tree["opt_state"][k] for k in sorted(tree["opt_state"])]
         state = {"params": dict(tree["params"]), "opt_state": jax.tree.unflatten(treedef, opt),
                  "step": tree["step"], "diverged_step": tree["diverged_step"]}
-        return jax.tree.map(jax.numpy.asarray, state), dict(meta)
+        return state, dict(meta)
 
     def _fetch(self, step: int) -> None:
         """Download a committed step into the staging folder and tell orbax about it."""
