@@ -93,8 +93,9 @@ def launch_environment(*, coordinator: str | None = None, num_processes: int | N
     if any(v is not None for v in given.values()):
         missing = [k for k, v in given.items() if v is None]
         if missing:
-            raise ValueError(f"{missing[0]}: give coordinator, num_processes and process_id "
-                             f"together")
+            raise ValueError(f"{missing[0]}: required with the other launch settings (the "
+                             f"coordinator's address, the number of processes, this "
+                             f"process's id)")
         assert num_processes is not None and process_id is not None
         if not str(coordinator).strip() or ":" not in str(coordinator):
             raise ValueError(f"coordinator: must be HOST:PORT, got {coordinator!r}")

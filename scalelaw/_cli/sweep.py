@@ -128,9 +128,23 @@ def run_cmd(
                               "implies --executor ray.")] = None,
     json_out: Annotated[bool, typer.Option(
         "--json", help="Print the run's summary as one JSON object.")] = False,
+    coordinator: Annotated[str | None, typer.Option(
+        "--coordinator", help="Several processes, one run: process 0's HOST:PORT (with "
+                              "--num-processes and --process-id; SLURM and TPU pods are "
+                              "found without them).")] = None,
+    num_processes: Annotated[int | None, typer.Option(
+        "--num-processes", help="How many processes run this command together.")] = None,
+    process_id: Annotated[int | None, typer.Option(
+        "--process-id", help="This process's index, 0 .. N-1 (0 writes the files).")] = None,
 ) -> None:
-    """Train every unfinished trial (re-run to resume)."""
+    """Train every unfinished trial (re-run to resume).
+
+    On a TPU pod or GPU cluster run the same command on every host: JAX's distributed
+    runtime is started from --coordinator/--num-processes/--process-id, SLURM or the TPU
+    metadata, and each group trains over all hosts' devices.
+    """
     from scalelaw._cli._sweep_run import run_sweep
+    from scalelaw.distributed import initialize, launch_environment
     from scalelaw.sweep.executor_config import resolve_executor
     from scalelaw.sweep.executors import check_trainable
     from scalelaw.sweep.runner import make_executor
@@ -147,8 +161,16 @@ def run_cmd(
         store = SweepStore.open(out)
         config, mesh = load_executor(store.root / SPEC), load_mesh(store.root / SPEC)
     config = resolve_executor(config, executor=executor, ray_address=ray_address)
+    launch = launch_environment(coordinator=coordinator, num_processes=num_processes,
+                                process_id=process_id)
+    if config.kind == "ray":  # Ray's workers each train a group on their own devices
+        if launch is not None and launch.source != "tpu":
+            raise ValueError("executor: ray runs groups in its own workers; on several "
+                             "processes use the local executor (each group over all hosts)")
+        launch = None
     chosen = make_executor(config, mode=mode, mesh=mesh)  # validates --mode; Ray installed
     _jax_cache()  # before Ray starts its workers, which inherit the environment
+    initialize(launch)  # JAX's distributed runtime, before any device is used
     connect = getattr(chosen, "connect", None)
     if connect is not None:
         connect()

@@ -1,7 +1,7 @@
 """Executors: who trains the groups of a sweep, and where.
 
-The seam, for every executor (the local one here, Ray in ``ray_executor.py``; multi-host
-later):
+The seam, for every executor (the local one here, Ray in ``ray_executor.py``; a multi-host
+slice runs the local one on every host, :mod:`scalelaw.distributed`):
 
 - **A group is the unit of work.** :func:`scalelaw.train.loop.train_group` trains one
   group (members vmapped or in sequence) and is idempotent: it skips members whose

@@ -23,6 +23,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
+from scalelaw.distributed import agree, process_count
 from scalelaw.sweep.executor_config import ExecutorConfig
 from scalelaw.sweep.executors import Executor, LocalExecutor, RunObserver, group_work
 from scalelaw.sweep.store import SweepStore
@@ -119,6 +122,10 @@ def run_sweep(store: SweepStore, executor: Executor | None = None, *,
     observer = observer or RunObserver()
     groups = store.groups()
     work = [(g, group_work(g, store)) for g in groups]
+    if process_count() > 1:  # every process trains what process 0 found left to do
+        agreed = agree(np.array([w for _, w in work], np.int64).reshape(len(work), 3))
+        work = [(g, (int(a), int(b), int(c))) for g, (a, b, c) in zip(groups, agreed,
+                                                                       strict=True)]
     todo = [(g, w) for g, w in work if w[2]]
     chosen = todo[:max_groups] if max_groups else todo
     interrupted, failed = False, 0

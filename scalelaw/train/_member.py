@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from scalelaw import schedules
+from scalelaw.distributed import is_writer
 from scalelaw.storage import Location, as_location
 from scalelaw.train import records
 from scalelaw.train.checkpoint import Checkpointer
@@ -71,6 +72,7 @@ class Member:
         self._kept: Checkpointer | None = None
         self.keep_steps: frozenset[int] = frozenset()
         self.sharding: Any = None
+        self.writer = True
 
     # ------------------------------------------------------------------ start
     def check_dir(self) -> None:
@@ -93,8 +95,10 @@ class Member:
         ``sharding`` places a restored state (a group mesh's replicated sharding).
         """
         self.sharding = sharding
+        self.writer = is_writer()  # several processes (a multi-host slice): process 0 writes
         self.dir.mkdir()
-        records.write_text_atomic(self.dir / records.CONFIG, self.trial.to_json() + "\n")
+        if self.writer:
+            records.write_text_atomic(self.dir / records.CONFIG, self.trial.to_json() + "\n")
         self.lrs = learning_rates(self.trial)
         opt, p = self.trial.optimizer, self.trial.parametrization
         self.hyper = member_hyper(weight_decay=opt.weight_decay, b1=opt.b1, b2=opt.b2,
@@ -114,7 +118,8 @@ class Member:
                 return
         else:
             self.state = fns.init(key)
-        records.truncate_metrics(self.dir, self.start_step)
+        if self.writer:
+            records.truncate_metrics(self.dir, self.start_step)
         assert self.state is not None
         diverged = int(to_host(self.state["diverged_step"]))
         if diverged >= 0:  # frozen before the interruption
@@ -186,7 +191,8 @@ class Member:
                 self.loss_sum, self.loss_count = 0.0, 0
             if stop:
                 break
-        records.append_rows(self.dir, rows)
+        if self.writer:
+            records.append_rows(self.dir, rows)
         if self.diverged_step is not None:
             self.finish()
             return n + self.steps - (start + n)
@@ -231,7 +237,8 @@ class Member:
         }
         if error is not None:
             summary["error"] = "".join(traceback.format_exception(error)).strip()
-        records.write_json_atomic(self.dir / records.SUMMARY, summary)
+        if self.writer:
+            records.write_json_atomic(self.dir / records.SUMMARY, summary)
         self.result = MemberResult.from_summary(summary)
         self.state = None
         self.close()

@@ -49,6 +49,7 @@ import numpy as np
 
 from scalelaw.cache import enable_compilation_cache
 from scalelaw.corpus import load_corpus
+from scalelaw.distributed import agree, process_count
 from scalelaw.storage import Location
 from scalelaw.train._member import Member, MemberResult
 from scalelaw.train.config import MODES, TrialLike
@@ -255,6 +256,7 @@ def train_group(
         m.check_dir()
         if m.result is not None:
             report(m.steps)
+    _check_agreement(members)
     todo = [m for m in members if m.result is None]
     if todo:
         enable_compilation_cache()
@@ -263,6 +265,7 @@ def train_group(
             for m in todo:
                 m.prepare(group.fns, None if gm is None else gm.replicated)
                 report(m.steps if m.result is not None else m.start_step)
+            _check_agreement(members)
             todo = [m for m in todo if m.result is None]
             starts = sorted({m.start_step for m in todo})
             batches = ([[m for m in todo if m.start_step == s] for s in starts] if group.vmapped
@@ -281,6 +284,18 @@ def train_group(
             for m in members:
                 m.close()
     return [_result(m) for m in members]
+
+
+def _check_agreement(members: list[Member]) -> None:
+    """On several processes, refuse to train unless all found the same members finished
+    and the same checkpoints (else the processes would run different programs)."""
+    if process_count() == 1:
+        return
+    mine = np.array([-1 if m.result is not None else m.start_step for m in members])
+    if not np.array_equal(agree(mine), mine):
+        raise RuntimeError("trial_dirs: this process sees other trial files than process 0 "
+                           f"(start steps {mine.tolist()}); the sweep directory must be one "
+                           "that every host shares (a shared filesystem or a URL)")
 
 
 def _members(state: State, k: int, group: _Group) -> list[State]:

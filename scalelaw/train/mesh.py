@@ -18,8 +18,10 @@ Sizes (:func:`plan_mesh`):
 - both fields unset (no ``mesh:`` block): automatic. On one CPU process, one device
   (today's choice: the CPU is saturated by one member, so members run in sequence). On
   accelerators, or when several processes form one JAX runtime, every device is used:
-  ``members`` is the smallest divisor of the device count that is at least
-  ``min(K, devices)`` and leaves a ``data`` size that divides the batch size.
+  among the splits ``members x data = devices`` whose ``data`` divides the batch size, the
+  one with the fewest padded members (K rounded up to a multiple of ``members``), and of
+  those the most devices on ``members`` (members need no communication; a batch split
+  all-reduces the gradients). E.g. K = 10 on 16 chips: 2 x 8; K = 16: 16 x 1.
 - one or both given: a missing one is 1. ``members x data`` devices are used (at most the
   devices present; all of them when several processes run together), and ``data`` must
   divide the batch size.
@@ -43,7 +45,7 @@ Examples
 >>> plan_mesh(MeshConfig(members=2), n_members=3, batch_size=8, vmapped=True,
 ...           n_devices=4, backend="cpu")
 (2, 1)
->>> plan_mesh(MeshConfig(), n_members=3, batch_size=8, vmapped=True, n_devices=8,
+>>> plan_mesh(MeshConfig(), n_members=4, batch_size=8, vmapped=True, n_devices=8,
 ...           backend="gpu")
 (4, 2)
 >>> plan_mesh(MeshConfig(), n_members=3, batch_size=8, vmapped=False, n_devices=8,

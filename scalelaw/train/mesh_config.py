@@ -98,11 +98,10 @@ def plan_mesh(config: MeshConfig | None, *, n_members: int, batch_size: int, vma
                 raise ValueError(f"mesh: batch size {batch_size} is not divisible by the {n} "
                                  f"devices; set mesh.members and mesh.data")
             return 1, n
-        want = min(n_members, n)
-        for m in (d for d in range(1, n + 1) if n % d == 0 and d >= want):
-            if batch_size % (n // m) == 0:
-                return m, n // m
-        raise AssertionError("unreachable: members = devices leaves data 1")  # pragma: no cover
+        # least padded work per device, then the most devices on members (no all-reduce)
+        fits = [m for m in range(1, n + 1) if n % m == 0 and batch_size % (n // m) == 0]
+        m = min(fits, key=lambda m: (-(-n_members // m) * m, -m))
+        return m, n // m
     members, data = config.members or 1, config.data or 1
     if members > 1 and not vmapped:
         raise ValueError(f"mesh.members: {members} needs the vmapped program (mode vmap or "

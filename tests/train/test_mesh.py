@@ -32,6 +32,8 @@ def test_mesh_section_is_validated() -> None:
     (MeshConfig(), 8, 8, True, 4, "gpu", (4, 1)),          # accelerators: members on devices
     (MeshConfig(), 2, 8, True, 8, "tpu", (2, 4)),          # few members: the rest on data
     (MeshConfig(), 3, 2, True, 8, "gpu", (4, 2)),          # data must divide the batch
+    (MeshConfig(), 10, 256, True, 16, "tpu", (2, 8)),      # no padding: 10 = 2 x 5
+    (MeshConfig(), 3, 8, True, 8, "gpu", (1, 8)),          # 3 pads to 4 on 2+ members
     (MeshConfig(), 3, 8, False, 4, "gpu", (1, 4)),         # sequential: data parallel
     (MeshConfig(members=2), 5, 8, True, 4, "cpu", (2, 1)),  # a missing size is 1
     (MeshConfig(members=2, data=2), 3, 8, True, 4, "cpu", (2, 2)),
