@@ -125,8 +125,9 @@ class Checkpointer:
             me = jax.process_index()
             extra["multiprocessing_options"] = ocp.options.MultiprocessingOptions(
                 primary_host=me, active_processes={me})
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True, **extra)
+        options = ocp.CheckpointManagerOptions(  # (a staging folder exists already)
+            max_to_keep=max_to_keep, enable_async_checkpointing=False,
+            create=not self._solo, **extra)
         self._manager = ocp.CheckpointManager(local, options=options,
                                               item_names=("state", "meta"))
 

@@ -145,8 +145,8 @@ def s3(monkeypatch):  # noqa: ANN201
         monkeypatch.setenv(key, value)
     import fsspec
 
-    fsspec.filesystem("s3", skip_instance_cache=True).mkdir("mh")
-    yield "s3://mh"
+    fsspec.filesystem("s3", skip_instance_cache=True).mkdir("multihost")
+    yield "s3://multihost"
     server.stop()
 
 
