@@ -43,7 +43,7 @@ def make_executor(config: ExecutorConfig | None = None, *, mode: str = "auto",
     raises :class:`~scalelaw.ConfigError` ("executor.kind: ray needs ...").
 
     >>> make_executor(mode="sequential")
-    LocalExecutor(mode='sequential')
+    LocalExecutor(mode='sequential', mesh=None)
     """
     config = config or ExecutorConfig()
     if config.kind == "ray":

@@ -1,9 +1,10 @@
 """Run by test_mesh.py in a subprocess with 4 forced CPU devices (XLA_FLAGS).
 
 One group of 3 muP members trained (a) on one device, (b) sharded over a 2 x 2 mesh
-(members x data; K padded to 4), (c) sharded, interrupted after a checkpoint, and resumed
-on a 4 x 1 mesh. Prints one JSON line: every member's losses from each run, and what the
-shardings of the stacked state and the restored checkpoint were.
+(members x data; K padded to 4), (c) in sequence with each batch over 4 devices, (d)
+sharded, interrupted after a checkpoint, and resumed on a 4 x 1 mesh. Prints one JSON
+line: every member's losses from each run, and what the shardings of the stacked state
+and the restored checkpoint were.
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ def losses(dirs: list[Path]) -> list[list[list[float | None]]]:
             for d in dirs]
 
 
-def run(root: Path, mesh: MeshConfig, **kw: object) -> list[Path]:
+def run(root: Path, mesh: MeshConfig, mode: str = "vmap", **kw: object) -> list[Path]:
     dirs = [root / t.trial_id for t in MEMBERS]
-    train_group(MEMBERS, dirs, mode="vmap", mesh=mesh, **kw)
+    train_group(MEMBERS, dirs, mode=mode, mesh=mesh, **kw)
     return dirs
 
 
@@ -57,6 +58,8 @@ def main() -> None:
                                                vmapped=True) is None
     out["single"] = losses(run(root / "single", MeshConfig(members=1, data=1)))
     out["sharded"] = losses(run(root / "sharded", MeshConfig(members=2, data=2)))
+    # members one after another, each one's batch over 4 devices (data parallel)
+    out["sequential_data"] = losses(run(root / "seq", MeshConfig(data=4), mode="sequential"))
 
     # the stacked state really is split over the member axis (K = 3 padded to 4)
     gm = group_mesh(MeshConfig(members=2, data=2), n_members=3, batch_size=B, vmapped=True)

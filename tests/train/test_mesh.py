@@ -80,6 +80,7 @@ def test_sharded_group_equals_single_device_through_a_resume(tmp_path: Path) -> 
     single = out["single"]
     assert [len(m) for m in single] == [8, 8, 8] and single[0] != single[1]
     assert _close(out["sharded"], single), (out["sharded"], single)
+    assert _close(out["sequential_data"], single), (out["sequential_data"], single)
     # the interrupted sharded run left a checkpoint at step 8, restored onto the mesh,
     # and resuming on another layout (4 x 1) ends with the single-device numbers
     assert out["interrupted"] and out["cut_steps"] == [8, 8, 8] and out["ckpt_step"] == 8
