@@ -131,9 +131,17 @@ def run_sweep(store: SweepStore, executor: Executor, *, max_groups: int | None =
               json_out: bool = False) -> int:
     """:func:`scalelaw.sweep.runner.run_sweep` with progress bars, Ctrl-C handling and the
     summary (on stderr, or one JSON object on stdout); returns the exit status."""
+    from scalelaw.distributed import is_writer, process_count
     from scalelaw.sweep.runner import run_sweep as run
 
+    if not is_writer():  # another host's process: process 0 shows progress and the summary
+        return run(store, executor, max_groups=max_groups).exit_code
     console = make_console(stderr=True)
+    if process_count() > 1:
+        import jax
+
+        console.print(f"{jax.process_count()} processes (jax.distributed), "
+                      f"{jax.device_count()} {jax.default_backend()} devices in all")
     flag = _Flag()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("member-steps"), TimeElapsedColumn(), TextColumn("ETA"),

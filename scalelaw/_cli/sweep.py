@@ -54,7 +54,8 @@ def plan_cmd(
     spec: Annotated[Path, typer.Argument(help="Sweep spec (.yaml).")],
     calibrate: Annotated[bool, typer.Option(
         "--calibrate", help="Time a few real steps per group shape instead of the model.")] = False,
-    mode: Annotated[str, typer.Option(help="With --calibrate: auto, vmap or sequential.")] = "auto",
+    mode: Annotated[str, typer.Option(
+        help="How members run: auto, vmap or sequential (also for --calibrate).")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Groups, trials, FLOPs and the estimated wall time.
@@ -71,12 +72,15 @@ def plan_cmd(
         from scalelaw.sweep.plan import calibrate as run_calibration
 
         calibration = run_calibration(loaded, mode=mode)
-    result = plan(loaded, calibration=calibration)
+    result = plan(loaded, calibration=calibration, mode=mode)
     if json_out:
         print_json({"name": result.name, "method": result.method, "note": result.note,
                     "peak_flops": result.peak_flops, "trials": result.trials,
                     "tokens": result.tokens, "flops": result.flops, "seconds": result.seconds,
-                    "executor": loaded.executor.to_dict(), "groups": group_table(result)})
+                    "backend": result.backend, "devices": result.devices,
+                    "device_kind": result.device_kind, "hosts": result.hosts,
+                    "mode": result.mode, "executor": loaded.executor.to_dict(),
+                    "mesh": loaded.mesh.to_dict(), "groups": group_table(result)})
         return
     from rich.table import Table
 
@@ -84,20 +88,24 @@ def plan_cmd(
 
     table = Table(title=f"sweep {result.name}: {len(result.groups)} groups, "
                         f"{result.trials} trials")
-    for name in ("#", "shape", "trials", "varying", "steps", "tokens", "FLOPs", "time"):
-        table.add_column(name, justify="left" if name in ("shape", "varying") else "right",
-                         no_wrap=name != "varying")
+    for name in ("#", "shape", "trials", "varying", "steps", "tokens", "FLOPs", "mesh", "time"):
+        table.add_column(name, justify="left" if name in ("shape", "varying", "mesh")
+                         else "right", no_wrap=name != "varying")
     for i, g in enumerate(result.groups):
         varying = ", ".join(p.split(".")[-1] for p in g.varying) or "-"
         table.add_row(str(i + 1), g.shape, str(g.members), varying, str(g.steps),
-                      si(g.tokens), si(g.flops), fmt_seconds(g.seconds))
+                      si(g.tokens), si(g.flops), g.mesh, fmt_seconds(g.seconds))
     table.add_section()
     table.add_row("", "total", str(result.trials), "", "", si(result.tokens),
-                  si(result.flops), fmt_seconds(result.seconds))
+                  si(result.flops), "", fmt_seconds(result.seconds))
     console = make_console()
     console.print(table)
     console.print(f"estimated wall time {fmt_seconds(result.seconds)} ({result.note})")
+    kind = f" ({result.device_kind})" if result.device_kind else ""
+    console.print(f"devices: {result.devices} {result.backend}{kind} on {result.hosts} "
+                  f"host{'s' if result.hosts > 1 else ''}; members run {result.mode}")
     console.print(f"executor: {loaded.executor.describe()}")
+    console.print(f"mesh: {loaded.mesh.describe()} (per group in the mesh column)")
 
 
 # ----------------------------------------------------------------------------- run
@@ -120,13 +128,27 @@ def run_cmd(
                               "implies --executor ray.")] = None,
     json_out: Annotated[bool, typer.Option(
         "--json", help="Print the run's summary as one JSON object.")] = False,
+    coordinator: Annotated[str | None, typer.Option(
+        "--coordinator", help="Several processes, one run: process 0's HOST:PORT (with "
+                              "--num-processes and --process-id; SLURM and TPU pods are "
+                              "found without them).")] = None,
+    num_processes: Annotated[int | None, typer.Option(
+        "--num-processes", help="How many processes run this command together.")] = None,
+    process_id: Annotated[int | None, typer.Option(
+        "--process-id", help="This process's index, 0 .. N-1 (0 writes the files).")] = None,
 ) -> None:
-    """Train every unfinished trial (re-run to resume)."""
+    """Train every unfinished trial (re-run to resume).
+
+    On a TPU pod or GPU cluster run the same command on every host: JAX's distributed
+    runtime is started from --coordinator/--num-processes/--process-id, SLURM or the TPU
+    metadata, and each group trains over all hosts' devices.
+    """
     from scalelaw._cli._sweep_run import run_sweep
+    from scalelaw.distributed import initialize, launch_environment
     from scalelaw.sweep.executor_config import resolve_executor
     from scalelaw.sweep.executors import check_trainable
     from scalelaw.sweep.runner import make_executor
-    from scalelaw.sweep.spec import load_executor, load_tracker
+    from scalelaw.sweep.spec import load_executor, load_mesh, load_tracker
     from scalelaw.sweep.store import SPEC, SweepStore
 
     # Everything is checked (and a Ray cluster joined) before anything is written.
@@ -134,14 +156,23 @@ def run_cmd(
     if spec is not None:
         loaded = _spec(spec)
         check_trainable(loaded.trials())
-        config, tracker = loaded.executor, loaded.tracker
+        config, tracker, mesh = loaded.executor, loaded.tracker, loaded.mesh
     else:
         store = SweepStore.open(out)
-        config, tracker = load_executor(store.root / SPEC), load_tracker(store.root / SPEC)
+        config = load_executor(store.root / SPEC)
+        tracker, mesh = load_tracker(store.root / SPEC), load_mesh(store.root / SPEC)
     config = resolve_executor(config, executor=executor, ray_address=ray_address)
+    launch = launch_environment(coordinator=coordinator, num_processes=num_processes,
+                                process_id=process_id)
+    if config.kind == "ray":  # Ray's workers each train a group on their own devices
+        if launch is not None and launch.source != "tpu":
+            raise ValueError("executor: ray runs groups in its own workers; on several "
+                             "processes use the local executor (each group over all hosts)")
+        launch = None
     # validates --mode; Ray and the tracker's package installed
-    chosen = make_executor(config, mode=mode, tracker=tracker)
+    chosen = make_executor(config, mode=mode, tracker=tracker, mesh=mesh)
     _jax_cache()  # before Ray starts its workers, which inherit the environment
+    initialize(launch)  # JAX's distributed runtime, before any device is used
     connect = getattr(chosen, "connect", None)
     if connect is not None:
         connect()

@@ -1,7 +1,7 @@
 """Executors: who trains the groups of a sweep, and where.
 
-The seam, for every executor (the local one here, Ray in ``ray_executor.py``; multi-host
-later):
+The seam, for every executor (the local one here, Ray in ``ray_executor.py``; a multi-host
+slice runs the local one on every host, :mod:`scalelaw.distributed`):
 
 - **A group is the unit of work.** :func:`scalelaw.train.loop.train_group` trains one
   group (members vmapped or in sequence) and is idempotent: it skips members whose
@@ -39,6 +39,7 @@ from scalelaw.storage import Location, as_location, committed_steps
 from scalelaw.sweep.store import SweepStore
 from scalelaw.sweep.trial import Group
 from scalelaw.train.config import MODES
+from scalelaw.train.mesh_config import MeshConfig
 from scalelaw.train.trackers import TrackerConfig
 
 __all__ = ["Executor", "GroupResult", "LocalExecutor", "RunObserver", "group_work"]
@@ -117,15 +118,19 @@ class LocalExecutor:
         Passed to the trainer: members as one vmapped program, one after another, or
         the backend's choice (sequential on CPU).
     train_fn : callable, optional
-        ``train_fn(trials, trial_dirs, *, mode, progress)``; defaults to
-        :func:`scalelaw.train.loop.train_group` (imported when first needed).
+        ``train_fn(trials, trial_dirs, *, mode, progress)`` (and ``mesh=`` when a mesh is
+        given); defaults to :func:`scalelaw.train.loop.train_group` (imported when first
+        needed).
     tracker : TrackerConfig, optional
         The spec's ``tracker:`` block, passed to the trainer as ``tracker=`` (when set).
+    mesh : MeshConfig, optional
+        The spec's ``mesh:`` block: devices for each group (default: automatic).
     """
 
     mode: str = "auto"
     train_fn: TrainFn | None = field(default=None, repr=False)
     tracker: TrackerConfig | None = field(default=None, repr=False)
+    mesh: MeshConfig | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -147,9 +152,10 @@ class LocalExecutor:
                 for folder in dirs:
                     folder.mkdir()
                 start = time.perf_counter()
+                extra = {} if self.mesh is None else {"mesh": self.mesh}
                 members = train(list(group.trials), dirs, mode=self.mode,
                                 progress=lambda k, g=group.group_id: observer.advanced(g, k),
-                                **tracker_kwargs(self.tracker))
+                                **extra, **tracker_kwargs(self.tracker))
                 result = GroupResult(group.group_id, tuple(members), time.perf_counter() - start)
             observer.group_finished(result)
             results.append(result)

@@ -40,9 +40,10 @@ from typing import Any
 from scalelaw.cache import cache_dir
 from scalelaw.sweep.spec import SweepSpec
 from scalelaw.sweep.trial import Group, TrialConfig
+from scalelaw.train.mesh_config import MeshConfig, plan_mesh
 
 __all__ = ["ACCEL_MFU", "CPU_MFU", "GroupPlan", "Plan", "assumed_mfu", "cache_dir", "calibrate",
-           "eval_tokens", "measure_peak", "plan"]
+           "eval_tokens", "measure_peak", "plan", "present_devices"]
 
 CPU_MFU: dict[int, float] = {32: 0.10, 64: 0.19, 128: 0.27, 256: 0.43, 512: 0.56}
 """Assumed model-FLOP utilisation by width on a CPU (fraction of the matmul peak)."""
@@ -64,11 +65,16 @@ class GroupPlan:
     flops: float
     seconds: float
     varying: tuple[str, ...] = ()
+    mesh: str = "1 device"
 
 
 @dataclass(frozen=True)
 class Plan:
-    """A sweep's groups and totals; ``method`` is ``"model"`` or ``"calibrated"``."""
+    """A sweep's groups and totals; ``method`` is ``"model"`` or ``"calibrated"``.
+
+    ``devices`` and ``hosts`` are what the plan assumes the run has (all hosts' devices
+    together), ``mode`` how members run; each group's ``mesh`` says how it uses them.
+    """
 
     name: str
     groups: tuple[GroupPlan, ...]
@@ -76,6 +82,10 @@ class Plan:
     peak_flops: float
     backend: str
     note: str
+    devices: int = 1
+    hosts: int = 1
+    device_kind: str = ""
+    mode: str = "sequential"
 
     @property
     def trials(self) -> int:
@@ -136,8 +146,13 @@ def shape_label(trial: TrialConfig) -> str:
 
 
 def plan(spec: SweepSpec, *, peak: float | None = None, backend: str | None = None,
-         calibration: dict[str, float] | None = None) -> Plan:
-    """Cost and time of every group of ``spec``.
+         calibration: dict[str, float] | None = None, devices: int | None = None,
+         hosts: int | None = None, mode: str = "auto") -> Plan:
+    """Cost and time of every group of ``spec``, on the devices the run will have.
+
+    Each group's mesh is the one the trainer picks (:func:`scalelaw.train.mesh_config.
+    plan_mesh`, from the spec's ``mesh:`` block); the modelled time of a group spread
+    over ``members x data`` devices is divided by that number (ideal scaling).
 
     Parameters
     ----------
@@ -147,21 +162,39 @@ def plan(spec: SweepSpec, *, peak: float | None = None, backend: str | None = No
         ``"cpu"``, ``"gpu"``, ``"tpu"`` (default: the measured device's, else ``"cpu"``).
     calibration : dict, optional
         ``{group_id: seconds}`` from :func:`calibrate`; makes the plan ``"calibrated"``.
+    devices, hosts : int, optional
+        Devices of all hosts together, and hosts. Default: those JAX sees here when
+        ``peak`` is measured (several hosts when the launcher's environment says so:
+        :func:`scalelaw.distributed.launch_environment`), else 1 and 1.
+    mode : {"auto", "vmap", "sequential"}
+        How members run (``sweep run --mode``).
     """
+    if mode not in ("auto", "vmap", "sequential"):
+        raise ValueError(f"mode: must be one of auto, vmap, sequential; got {mode!r}")
+    kind = ""
     if peak is None:
         measured = measure_peak()
         peak, backend = measured["flops"], backend or measured["backend"]
+        kind = str(measured.get("device", ""))
+        if devices is None or hosts is None:
+            found = present_devices()
+            devices = found["devices"] if devices is None else devices
+            hosts = found["hosts"] if hosts is None else hosts
     backend = backend or "cpu"
+    devices, hosts = devices or 1, hosts or 1
+    vmapped = _vmapped(mode, spec.mesh, backend, hosts)
     rows = []
     for group in spec.groups():
         trial = group.config
         tokens, flops = _group_flops(group)
+        label, used = _group_mesh(spec, group, vmapped, devices, backend, hosts)
         if calibration is not None:
             seconds = calibration[group.group_id]
         else:
-            seconds = flops / (peak * assumed_mfu(trial.model.width, backend)) + GROUP_OVERHEAD_S
+            seconds = flops / (peak * used * assumed_mfu(trial.model.width, backend)) \
+                + GROUP_OVERHEAD_S
         rows.append(GroupPlan(group.group_id, shape_label(trial), len(group), trial.steps, tokens,
-                              flops, seconds, tuple(group.varying())))
+                              flops, seconds, tuple(group.varying()), label))
     if calibration is not None:
         note = "calibrated: a few timed steps per group shape with the real trainer, scaled"
         method = "calibrated"
@@ -170,7 +203,43 @@ def plan(spec: SweepSpec, *, peak: float | None = None, backend: str | None = No
                 f"by width) + {GROUP_OVERHEAD_S:g} s per group + {STARTUP_S:g} s start-up; "
                 f"--calibrate times real steps")
         method = "model"
-    return Plan(spec.name, tuple(rows), method, peak, backend, note)
+    return Plan(spec.name, tuple(rows), method, peak, backend, note, devices, hosts, kind,
+                "vmap" if vmapped else "sequential")
+
+
+def _vmapped(mode: str, mesh: MeshConfig, backend: str, hosts: int) -> bool:
+    """:func:`scalelaw.train.loop.resolve_mode` without importing JAX."""
+    if mode == "auto":
+        return (mesh.members or 1) > 1 or backend != "cpu" or hosts > 1
+    return mode == "vmap"
+
+
+def _group_mesh(spec: SweepSpec, group: Group, vmapped: bool, devices: int, backend: str,
+                hosts: int) -> tuple[str, int]:
+    """``("members M x data D", devices used)``, or the reason it cannot run here."""
+    try:
+        m, d = plan_mesh(spec.mesh, n_members=len(group),
+                         batch_size=group.config.train.batch_size, vmapped=vmapped,
+                         n_devices=devices, backend=backend, processes=hosts)
+    except ValueError as exc:
+        return f"not here: {exc}", 1
+    return ("1 device" if m * d == 1 else f"members {m} x data {d}"), m * d
+
+
+def present_devices() -> dict[str, Any]:
+    """``{"devices", "hosts", "backend"}``: what JAX sees in this process, and the hosts
+    a multi-process launch announces (SLURM, explicit flags; JAX's own count once
+    :func:`scalelaw.distributed.initialize` ran)."""
+    import jax
+
+    from scalelaw.distributed import launch_environment
+
+    env = launch_environment()
+    hosts = max(jax.process_count(), env.num_processes if env else 1)
+    devices = jax.device_count()
+    if hosts > jax.process_count():  # not yet initialised: the same devices on each host
+        devices = jax.local_device_count() * hosts
+    return {"devices": devices, "hosts": hosts, "backend": jax.default_backend()}
 
 
 # ----------------------------------------------------------------------------- peak

@@ -129,7 +129,7 @@ def task_options(resources: Mapping[str, float], *, max_retries: int,
 
 def train_group_task(trials: Sequence[Any], trial_dirs: Sequence[Path], mode: str,
                      cwd: str | None = None, train_fn: TrainFn | None = None,
-                     tracker: TrackerConfig | None = None) -> list[Any]:
+                     tracker: TrackerConfig | None = None, mesh: Any = None) -> list[Any]:
     """What a Ray worker runs for one group: the trainer on the group's folders.
 
     ``cwd`` is the driver's working directory, entered where it exists on the worker (so
@@ -145,7 +145,9 @@ def train_group_task(trials: Sequence[Any], trial_dirs: Sequence[Path], mode: st
         from scalelaw.train.loop import train_group
 
         train_fn = train_group
-    return list(train_fn(list(trials), list(trial_dirs), mode=mode, **tracker_kwargs(tracker)))
+    extra = {} if mesh is None else {"mesh": mesh}  # the spec's mesh: block, if any
+    return list(train_fn(list(trials), list(trial_dirs), mode=mode, **extra,
+                         **tracker_kwargs(tracker)))
 
 
 @dataclass
@@ -173,6 +175,9 @@ class RayExecutor:
         :func:`scalelaw.train.loop.train_group`.
     tracker : TrackerConfig, optional
         The spec's ``tracker:`` block, sent to each task (runs open in the workers).
+    mesh : MeshConfig, optional
+        The spec's ``mesh:`` block, applied to the devices of each group's worker
+        (default: automatic).
 
     Raises
     ------
@@ -189,6 +194,7 @@ class RayExecutor:
     train_fn: TrainFn | None = field(default=None, repr=False)
     cancel_grace_s: float = 10.0
     tracker: TrackerConfig | None = None
+    mesh: Any = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -201,11 +207,11 @@ class RayExecutor:
 
     @classmethod
     def from_config(cls, config: ExecutorConfig, *, mode: str = "auto",
-                    tracker: TrackerConfig | None = None) -> RayExecutor:
-        """From a spec's ``executor:`` block (and ``tracker:`` block)."""
+                    tracker: TrackerConfig | None = None, mesh: Any = None) -> RayExecutor:
+        """From a spec's ``executor:`` block (and its ``tracker:`` and ``mesh:`` blocks)."""
         return cls(address=config.address, resources_per_group=config.resources_per_group,
                    max_retries=config.max_retries, env_vars=config.env_vars, mode=mode,
-                   tracker=tracker)
+                   tracker=tracker, mesh=None if mesh is None or mesh.automatic else mesh)
 
     def connect(self) -> bool:
         """Initialise Ray unless it is already; True if this call did.
@@ -256,7 +262,7 @@ class RayExecutor:
                 for folder in dirs:
                     folder.mkdir(parents=True, exist_ok=True)
                 ref = task.remote(list(group.trials), dirs, self.mode, os.getcwd(),
-                                  self.train_fn, self.tracker)
+                                  self.train_fn, self.tracker, self.mesh)
                 running[ref] = _Running(group, dirs)
             while running:
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=self.poll_seconds)

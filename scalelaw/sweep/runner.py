@@ -23,17 +23,23 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
+from scalelaw.distributed import agree, process_count
 from scalelaw.sweep.executor_config import ExecutorConfig
 from scalelaw.sweep.executors import Executor, LocalExecutor, RunObserver, group_work
 from scalelaw.sweep.store import SweepStore
+from scalelaw.train.mesh_config import MeshConfig
 from scalelaw.train.trackers import TrackerConfig, check_tracker
 
 __all__ = ["LocalExecutor", "RunSummary", "make_executor", "run_sweep"]
 
 
 def make_executor(config: ExecutorConfig | None = None, *, mode: str = "auto",
-                  tracker: TrackerConfig | None = None) -> Executor:
-    """The executor a spec's ``executor:`` block names (default: local), for ``mode``.
+                  tracker: TrackerConfig | None = None,
+                  mesh: MeshConfig | None = None) -> Executor:
+    """The executor a spec's ``executor:`` block names (default: local), for ``mode``
+    and the spec's ``mesh:`` block (``None``: automatic).
 
     The Ray executor's module (and Ray) is imported only for ``kind: ray``; a missing Ray
     raises :class:`~scalelaw.ConfigError` ("executor.kind: ray needs ..."). ``tracker``
@@ -41,15 +47,16 @@ def make_executor(config: ExecutorConfig | None = None, *, mode: str = "auto",
     raises ``ConfigError`` ("tracker.kind: wandb needs ...").
 
     >>> make_executor(mode="sequential")
-    LocalExecutor(mode='sequential')
+    LocalExecutor(mode='sequential', mesh=None)
     """
     config = config or ExecutorConfig()
     check_tracker(tracker)
     if config.kind == "ray":
         from scalelaw.sweep.ray_executor import RayExecutor
 
-        return RayExecutor.from_config(config, mode=mode, tracker=tracker)
-    return LocalExecutor(mode=mode, tracker=tracker)
+        return RayExecutor.from_config(config, mode=mode, tracker=tracker, mesh=mesh)
+    return LocalExecutor(mode=mode, tracker=tracker,
+                         mesh=None if mesh is None or mesh.automatic else mesh)
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,10 @@ def run_sweep(store: SweepStore, executor: Executor | None = None, *,
     observer = observer or RunObserver()
     groups = store.groups()
     work = [(g, group_work(g, store)) for g in groups]
+    if process_count() > 1:  # every process trains what process 0 found left to do
+        agreed = agree(np.array([w for _, w in work], np.int64).reshape(len(work), 3))
+        work = [(g, (int(a), int(b), int(c))) for g, (a, b, c) in zip(groups, agreed,
+                                                                       strict=True)]
     todo = [(g, w) for g, w in work if w[2]]
     chosen = todo[:max_groups] if max_groups else todo
     interrupted, failed = False, 0

@@ -19,6 +19,7 @@ axes that vary it::
     branches: {tokens: [1.0e5, 2.0e5], decay_fraction: 0.2}   # optional, see branches.py
     executor: {kind: ray, resources_per_group: {GPU: 1}}     # optional, executor_config.py
     tracker: {kind: wandb, project: my-project}              # optional, train/trackers.py
+    mesh: {members: 4, data: 2}            # optional, scalelaw.train.mesh (default: auto)
 
 Every section and field is optional (defaults of the dataclasses), except that the
 token budget must be given as ``train.tokens`` or ``train.tokens_per_param``. The YAML
@@ -58,12 +59,13 @@ from scalelaw.sweep.branches import parse_branches, with_branches
 from scalelaw.sweep.executor_config import ExecutorConfig, parse_executor
 from scalelaw.sweep.expand import Axis, Override, expand, parse_overrides, parse_sweep
 from scalelaw.sweep.trial import Group, TrialConfig, build_trial
+from scalelaw.train.mesh_config import MeshConfig, parse_mesh
 from scalelaw.train.trackers import TrackerConfig, parse_tracker
 
-__all__ = ["SweepSpec", "load_executor", "load_spec", "load_tracker"]
+__all__ = ["SweepSpec", "load_executor", "load_mesh", "load_spec", "load_tracker"]
 
 TOP_LEVEL = ("name", "description", *SECTIONS, "sweep", "overrides", "branches", "executor",
-             "tracker")
+             "tracker", "mesh")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -72,8 +74,9 @@ class SweepSpec:
     """A validated sweep: base sections, axes and overrides, with the trials expanded.
 
     Build with :func:`load_spec`. ``trials()`` and ``groups()`` return new lists on each
-    call (the trials themselves are immutable). ``executor`` is the spec's ``executor:``
-    block (not part of any trial, so it never changes trial ids); so is ``tracker``.
+    call (the trials themselves are immutable). ``executor``, ``tracker`` and ``mesh`` are
+    the spec's ``executor:``, ``tracker:`` and ``mesh:`` blocks (not part of any trial, so
+    they never change trial ids).
     """
 
     name: str
@@ -85,6 +88,7 @@ class SweepSpec:
     _trials: tuple[TrialConfig, ...] = field(default=(), repr=False)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     tracker: TrackerConfig | None = None
+    mesh: MeshConfig = field(default_factory=MeshConfig)
 
     @property
     def swept_paths(self) -> list[str]:
@@ -177,6 +181,7 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any]) -> SweepSpec:
     branches = parse_branches(spec.get("branches"))
     executor = parse_executor(spec.get("executor"))
     tracker = parse_tracker(spec.get("tracker"))
+    mesh = parse_mesh(spec.get("mesh"))
     trials: dict[str, TrialConfig] = {}
     for point in expand(base, list(axes), list(overrides)):
         swept = {p: point.raw[p.split(".")[0]].get(p.split(".")[1]) for p in point.swept}
@@ -185,7 +190,7 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any]) -> SweepSpec:
         for t in with_branches(trial, branches) if branches else [trial]:
             trials.setdefault(t.trial_id, t)
     return SweepSpec(name, description, base, axes, overrides, source, tuple(trials.values()),
-                     executor, tracker)
+                     executor, tracker, mesh)
 
 
 def load_executor(path: str | os.PathLike[str]) -> ExecutorConfig:
@@ -202,6 +207,12 @@ def load_tracker(path: str | os.PathLike[str]) -> TrackerConfig | None:
     """The ``tracker:`` block of a spec file alone (None if it has none); see load_executor."""
     data = _read_yaml(Path(path))
     return parse_tracker(data.get("tracker") if isinstance(data, Mapping) else None)
+
+
+def load_mesh(path: str | os.PathLike[str]) -> MeshConfig:
+    """The ``mesh:`` block of a spec file alone (to resume a sweep directory with it)."""
+    data = _read_yaml(Path(path))
+    return parse_mesh(data.get("mesh") if isinstance(data, Mapping) else None)
 
 
 def _with_swept(trial: TrialConfig, paths: tuple[str, ...]) -> TrialConfig:

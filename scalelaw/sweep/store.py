@@ -44,13 +44,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from scalelaw._io import atomic_write
+from scalelaw.distributed import agree, barrier, is_writer, process_count
 from scalelaw.errors import ConfigError
 from scalelaw.storage import Location, as_location, read_json
 from scalelaw.sweep import run_lock
@@ -159,7 +160,25 @@ class SweepStore:
         ConfigError
             ``root`` is a file or a non-empty non-sweep directory, or holds a different
             sweep and ``extend`` is false.
+
+        Notes
+        -----
+        On several processes (:mod:`scalelaw.distributed`) process 0 prepares the
+        directory; the others wait for it and open what it wrote.
         """
+        if process_count() == 1:
+            return cls._prepare(root, spec, spec_text=spec_text, extend=extend)
+        store = cls._prepare(root, spec, spec_text=spec_text, extend=extend) \
+            if is_writer() else None
+        barrier("scalelaw-sweep-prepared")
+        if store is None:
+            store = cls.open(root)
+            store._known.update((t.trial_id, t) for t in spec.trials())
+        return store
+
+    @classmethod
+    def _prepare(cls, root: str | os.PathLike[str] | Location, spec: SweepSpec, *,
+                 spec_text: str | None = None, extend: bool = False) -> SweepStore:
         root = as_location(root)
         root.check()
         if root.is_local and root.exists() and not root.is_dir():
@@ -276,8 +295,24 @@ class SweepStore:
 
     def locked(self) -> contextlib.AbstractContextManager[None]:
         """Hold ``run.lock`` for a run; refuses if another live run holds it (see
-        :func:`scalelaw.sweep.run_lock.hold`)."""
-        return run_lock.hold(self.root, LOCK)
+        :func:`scalelaw.sweep.run_lock.hold`). On several processes process 0 holds it
+        and all of them raise if it could not."""
+        if process_count() == 1:
+            return run_lock.hold(self.root, LOCK)
+        return self._locked_together()
+
+    @contextlib.contextmanager
+    def _locked_together(self) -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            error: ConfigError | None = None
+            if is_writer():
+                try:
+                    stack.enter_context(run_lock.hold(self.root, LOCK))
+                except ConfigError as exc:
+                    error = exc
+            if int(agree(0 if error is None else 1)):
+                raise error or ConfigError(f"{self.root}: process 0 could not take {LOCK}")
+            yield
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -15,10 +15,12 @@ import jax
 import numpy as np
 
 from scalelaw import schedules
+from scalelaw.distributed import is_writer
 from scalelaw.storage import Location, as_location
 from scalelaw.train import records
 from scalelaw.train.checkpoint import Checkpointer
 from scalelaw.train.config import TrialLike
+from scalelaw.train.mesh import to_host
 from scalelaw.train.step import WATCH_FIELDS, State, StepFns, member_hyper
 from scalelaw.train.trackers import Guarded
 
@@ -72,6 +74,8 @@ class Member:
         self._ckpt: Checkpointer | None = None
         self._kept: Checkpointer | None = None
         self.keep_steps: frozenset[int] = frozenset()
+        self.sharding: Any = None
+        self.writer = True
 
     # ------------------------------------------------------------------ start
     def check_dir(self) -> None:
@@ -88,10 +92,16 @@ class Member:
         if summary is not None and summary.get("status") in FINISHED:
             self.result = MemberResult.from_summary(summary)
 
-    def prepare(self, fns: StepFns) -> None:
-        """Restore the latest complete checkpoint (or initialise) and trim the metrics."""
+    def prepare(self, fns: StepFns, sharding: Any = None) -> None:
+        """Restore the latest complete checkpoint (or initialise) and trim the metrics.
+
+        ``sharding`` places a restored state (a group mesh's replicated sharding).
+        """
+        self.sharding = sharding
+        self.writer = is_writer()  # several processes (a multi-host slice): process 0 writes
         self.dir.mkdir()
-        records.write_text_atomic(self.dir / records.CONFIG, self.trial.to_json() + "\n")
+        if self.writer:
+            records.write_text_atomic(self.dir / records.CONFIG, self.trial.to_json() + "\n")
         self.lrs = learning_rates(self.trial)
         opt, p = self.trial.optimizer, self.trial.parametrization
         self.hyper = member_hyper(weight_decay=opt.weight_decay, b1=opt.b1, b2=opt.b2,
@@ -111,21 +121,24 @@ class Member:
                 return
         else:
             self.state = fns.init(key)
-        records.truncate_metrics(self.dir, self.start_step)
+        if self.writer:
+            records.truncate_metrics(self.dir, self.start_step)
         self.tracker.start(self.trial, self.dir, self.start_step)
         assert self.state is not None
-        diverged = int(self.state["diverged_step"])
+        diverged = int(to_host(self.state["diverged_step"]))
         if diverged >= 0:  # frozen before the interruption
             self.diverged_step = diverged
             self.finish()
 
     def _restore(self, ckpt: Checkpointer, step: int, like: Any) -> None:
-        self.state, meta = ckpt.restore(step, like)
+        self.state, meta = ckpt.restore(step, like, self.sharding)
         fresh = {"initial_loss": np.nan, "above": 0}  # checkpoints from before the rule
         for name, dtype in zip(WATCH_FIELDS, (np.float32, np.int32), strict=True):
             value = meta.get(name)
-            self.state[name] = jax.numpy.asarray(fresh[name] if value is None else value, dtype)
-        self.start_step = int(self.state["step"])
+            value = np.asarray(fresh[name] if value is None else value, dtype)
+            # host values go onto the mesh with the rest of the state (GroupMesh.replicate)
+            self.state[name] = value if self.sharding is not None else jax.numpy.asarray(value)
+        self.start_step = int(to_host(self.state["step"]))
         self.loss_sum, self.loss_count = meta["loss_sum"], meta["loss_count"]
         self.wall0 = meta["wall_time"]
 
@@ -182,7 +195,8 @@ class Member:
                 self.loss_sum, self.loss_count = 0.0, 0
             if stop:
                 break
-        records.append_rows(self.dir, rows)
+        if self.writer:
+            records.append_rows(self.dir, rows)
         self.tracker.log(rows)
         if self.diverged_step is not None:
             self.finish()
@@ -193,13 +207,14 @@ class Member:
         """Checkpoint ``state`` (this member's, no member axis) with the loss window."""
         meta = {"loss_sum": self.loss_sum, "loss_count": self.loss_count,
                 "wall_time": self.wall0 + wall,
-                "initial_loss": _finite_or_none(state["initial_loss"]),
-                "above": int(state["above"])}
+                "initial_loss": _finite_or_none(to_host(state["initial_loss"])),
+                "above": int(to_host(state["above"]))}
         assert self._ckpt is not None, "save() before prepare() or after close()"
-        self._ckpt.save(int(state["step"]), state, meta)
-        if int(state["step"]) in self.keep_steps:  # a branch point: kept for good
+        step = int(to_host(state["step"]))
+        self._ckpt.save(step, state, meta)
+        if step in self.keep_steps:  # a branch point: kept for good
             assert self._kept is not None
-            self._kept.save(int(state["step"]), state, meta)
+            self._kept.save(step, state, meta)
 
     # ------------------------------------------------------------------ end
     def finish(self, error: BaseException | None = None) -> MemberResult:
@@ -227,7 +242,8 @@ class Member:
         }
         if error is not None:
             summary["error"] = "".join(traceback.format_exception(error)).strip()
-        records.write_json_atomic(self.dir / records.SUMMARY, summary)
+        if self.writer:
+            records.write_json_atomic(self.dir / records.SUMMARY, summary)
         self.tracker.finish(summary)
         self.result = MemberResult.from_summary(summary)
         self.state = None

@@ -13,6 +13,13 @@ checkpoints are ever listed; the two newest are kept). A checkpoint holds two it
   divergence rule's running values, which :mod:`scalelaw.train._member` puts back into
   the state).
 
+On several processes (a multi-host slice) every process calls :meth:`Checkpointer.save`
+and :meth:`~Checkpointer.restore` with the same global arrays; in a shared folder orbax
+writes and reads them collectively (each array once, from the process that holds its
+first replica). At a URL each host stages locally: process 0 saves its copy of the
+(replicated) member state and uploads it, and every process downloads and restores a
+step by itself.
+
 On a URL (``s3://``, ``gs://``, any fsspec URL) orbax writes each step into a local
 staging folder (with its usual atomic rename); the finished step is then uploaded to
 ``<url>/<step>/`` and :data:`scalelaw.storage.COMMIT_MARKER` written last, so a step
@@ -50,6 +57,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from scalelaw.distributed import is_writer, process_count
 from scalelaw.storage import COMMIT_MARKER, Location, as_location, committed_steps
 
 __all__ = ["Checkpointer"]
@@ -57,8 +65,14 @@ __all__ = ["Checkpointer"]
 logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save at INFO
 
 
-def _to_tree(state: dict[str, Any], leaf: Any = np.asarray) -> dict[str, Any]:
-    """State -> a tree of dicts of ``leaf(x)`` (host arrays; optimizer leaves flattened)."""
+def _savable(x: Any) -> Any:
+    """A :class:`jax.Array` as it is (orbax writes each process's shards of a global
+    array), anything else as a host array."""
+    return x if isinstance(x, jax.Array) else np.asarray(x)
+
+
+def _to_tree(state: dict[str, Any], leaf: Any = _savable) -> dict[str, Any]:
+    """State -> a tree of dicts of ``leaf(x)`` (optimizer leaves flattened)."""
     leaves = jax.tree.leaves(state["opt_state"])
     return {
         "params": {k: leaf(v) for k, v in state["params"].items()},
@@ -68,8 +82,17 @@ def _to_tree(state: dict[str, Any], leaf: Any = np.asarray) -> dict[str, Any]:
     }
 
 
-def _abstract(x: Any) -> jax.ShapeDtypeStruct:
-    return jax.ShapeDtypeStruct(np.shape(x), x.dtype)
+def _host_copy(x: Any) -> np.ndarray:
+    """This process's copy of a fully replicated array (or a host value)."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return np.asarray(x.addressable_data(0))
+    return np.asarray(x)
+
+
+def _abstract(x: Any, sharding: Any = None) -> jax.ShapeDtypeStruct:
+    if sharding is None:
+        sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding)
 
 
 class Checkpointer:
@@ -89,12 +112,22 @@ class Checkpointer:
         self.location = as_location(directory)
         self.max_to_keep = max_to_keep
         self._staging: Path | None = None
+        # On several processes a URL's staging folders are each host's own: every process
+        # runs orbax alone there (process 0 saves host copies of the replicated state and
+        # uploads them; each process downloads and restores for itself).
+        self._solo = not self.location.is_local and process_count() > 1
         if self.location.is_local:
             local = self.location.local.absolute()
         else:
             self._staging = local = Path(tempfile.mkdtemp(prefix="scalelaw-ckpt-"))
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True)
+        extra: dict[str, Any] = {}
+        if self._solo:
+            me = jax.process_index()
+            extra["multiprocessing_options"] = ocp.options.MultiprocessingOptions(
+                primary_host=me, active_processes={me})
+        options = ocp.CheckpointManagerOptions(  # (a staging folder exists already)
+            max_to_keep=max_to_keep, enable_async_checkpointing=False,
+            create=not self._solo, **extra)
         self._manager = ocp.CheckpointManager(local, options=options,
                                               item_names=("state", "meta"))
 
@@ -112,21 +145,34 @@ class Checkpointer:
 
     def save(self, step: int, state: dict[str, Any], meta: dict[str, Any]) -> None:
         """Write ``state`` (one member, no member axis) and JSON ``meta`` at ``step``."""
-        args = ocp.args.Composite(state=ocp.args.StandardSave(_to_tree(state)),
+        tree = _to_tree(state)
+        if self._solo:
+            if not is_writer():
+                return
+            tree = _to_tree(state, _host_copy)
+        args = ocp.args.Composite(state=ocp.args.StandardSave(tree),
                                   meta=ocp.args.JsonSave(meta))
         self._manager.save(step, args=args, force=True)
         self._manager.wait_until_finished()
-        if self._staging is not None:
+        if self._staging is not None and is_writer():  # process 0 holds every replica
             (self.location / str(step)).upload(self._staging / str(step))
             steps = self.all_steps()
             if self.max_to_keep is not None:
                 for old in steps[:-self.max_to_keep]:
                     (self.location / str(old)).remove()
 
-    def restore(self, step: int, like: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def restore(self, step: int, like: dict[str, Any],
+                sharding: jax.sharding.Sharding | None = None,
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The state at ``step``, structured like ``like`` (a member state or its
-        ``jax.eval_shape``), and the saved ``meta``."""
-        target = _to_tree(like, _abstract)
+        ``jax.eval_shape``), and the saved ``meta``.
+
+        Every array is restored with ``sharding`` (e.g. replicated over a group's mesh;
+        default: this process's first device), whatever the sharding it was saved from.
+        """
+        if self._solo:  # restored on this process's device; the caller replicates it
+            sharding = None
+        target = _to_tree(like, lambda x: _abstract(x, sharding))
         if self._staging is not None:
             self._fetch(step)
         out = self._manager.restore(step, args=ocp.args.Composite(
@@ -136,7 +182,7 @@ class Checkpointer:
         opt = [tree["opt_state"][k] for k in sorted(tree["opt_state"])]
         state = {"params": dict(tree["params"]), "opt_state": jax.tree.unflatten(treedef, opt),
                  "step": tree["step"], "diverged_step": tree["diverged_step"]}
-        return jax.tree.map(jax.numpy.asarray, state), dict(meta)
+        return state, dict(meta)
 
     def _fetch(self, step: int) -> None:
         """Download a committed step into the staging folder and tell orbax about it."""

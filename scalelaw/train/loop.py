@@ -49,9 +49,11 @@ import numpy as np
 
 from scalelaw.cache import enable_compilation_cache
 from scalelaw.corpus import load_corpus
+from scalelaw.distributed import agree, process_count
 from scalelaw.storage import Location
 from scalelaw.train._member import Member, MemberResult
 from scalelaw.train.config import MODES, TrialLike
+from scalelaw.train.mesh import GroupMesh, MeshConfig, group_mesh, to_host
 from scalelaw.train.step import State, StepFns, stack, step_fns, unstack
 from scalelaw.train.trackers import TrackerConfig, make_tracker
 
@@ -61,12 +63,16 @@ DEFAULT_STEPS_PER_CALL = 10
 """Optimizer steps per call of the compiled chunk (one ``lax.scan``), by default."""
 
 
-def resolve_mode(mode: str) -> str:
-    """``"vmap"`` or ``"sequential"``; ``"auto"`` is sequential on CPU, vmap elsewhere."""
+def resolve_mode(mode: str, mesh: MeshConfig | None = None) -> str:
+    """``"vmap"`` or ``"sequential"``; ``"auto"`` is sequential on CPU in one process,
+    vmap elsewhere (accelerators, several processes, or a ``mesh`` with ``members > 1``)."""
     if mode not in MODES:
         raise ValueError(f"mode: must be one of {', '.join(MODES)}; got {mode!r}")
     if mode == "auto":
-        return "sequential" if jax.default_backend() == "cpu" else "vmap"
+        if mesh is not None and (mesh.members or 1) > 1:
+            return "vmap"
+        one_cpu = jax.default_backend() == "cpu" and jax.process_count() == 1
+        return "sequential" if one_cpu else "vmap"
     return mode
 
 
@@ -84,8 +90,9 @@ def _check_group(trials: Sequence[TrialLike], trial_dirs: Sequence[Any]) -> None
 class _Group:
     """What the members share: shapes, data, the step plan and the compiled functions."""
 
-    def __init__(self, trial: TrialLike, vmapped: bool, steps_per_call: int | None) -> None:
-        self.trial, self.vmapped = trial, vmapped
+    def __init__(self, trial: TrialLike, vmapped: bool, steps_per_call: int | None,
+                 mesh: GroupMesh | None) -> None:
+        self.trial, self.vmapped, self.mesh = trial, vmapped, mesh
         self.steps, tr = trial.steps, trial.train
         self.batch_size, self.context = tr.batch_size, trial.model.context
         self.per_call = min(steps_per_call or DEFAULT_STEPS_PER_CALL, self.steps)
@@ -93,10 +100,12 @@ class _Group:
         self.keep = sorted(t // trial.tokens_per_step for t in tr.keep_checkpoints or ())
         self.fns: StepFns = step_fns(trial.model, trial.parametrization,
                                      grad_clip=trial.optimizer.grad_clip, vmapped=vmapped,
-                                     divergence=trial.train.divergence_rule)
+                                     divergence=trial.train.divergence_rule, mesh=mesh)
         self.corpus = load_corpus(trial.data)
-        self.eval_batches = self.corpus.eval_batches(tr.eval_tokens, self.batch_size,
-                                                     self.context)  # (N, B, T+1)
+        self.eval_batches: Any = self.corpus.eval_batches(tr.eval_tokens, self.batch_size,
+                                                          self.context)  # (N, B, T+1)
+        if mesh is not None:
+            self.eval_batches = mesh.put(self.eval_batches, mesh.batch)
 
     def chunk_end(self, step: int) -> int:
         """End of the chunk starting after ``step``: the next eval/checkpoint step,
@@ -126,37 +135,48 @@ class _ProgressError(Exception):
 def _run(members: list[Member], group: _Group, report: Callable[[int], None],
          singular_values: bool) -> None:
     """Train ``members`` (all at the same step) together: vmapped, or one if sequential."""
-    fns, K, S = group.fns, len(members), group.per_call
+    fns, K, S, gm = group.fns, len(members), group.per_call, group.mesh
     state: State
     hyper: dict[str, Any]
     states, hypers = [_state(m) for m in members], [m.hyper for m in members]
-    if group.vmapped:
+    Kp = gm.padded(K) if gm is not None and group.vmapped else K  # with padding members
+    if gm is not None and group.vmapped:
+        state, hyper = gm.stack(states), gm.stack_host(hypers)
+    elif group.vmapped:
         state, hyper = stack(states), stack(hypers)
     else:
         (state,), (hyper,) = states, hypers
+        if gm is not None:
+            state = gm.replicate(state)
     step, t0 = members[0].start_step, time.perf_counter()
     while step < group.steps and any(m.result is None for m in members):
         end = group.chunk_end(step)
         n = end - step
         batches, active = group.batches(step, n)
-        lrs = np.zeros((K, S), np.float32)
+        lrs: Any = np.zeros((Kp, S), np.float32)
         for i, m in enumerate(members):
             lrs[i, :n] = m.lrs[step:end]
-        state, dev_out = fns.chunk(state, hyper, lrs if group.vmapped else lrs[0], batches,
+        lrs[K:] = lrs[K - 1]  # padding members repeat the last one
+        dev_batches: Any = batches
+        if gm is not None:
+            dev_batches = gm.put(batches, gm.batch)
+            if group.vmapped:
+                lrs = gm.put(lrs, gm.stacked)
+        state, dev_out = fns.chunk(state, hyper, lrs if group.vmapped else lrs[0], dev_batches,
                                    active)
-        out = {k: np.asarray(v).reshape(K, S)[:, :n] for k, v in jax.device_get(dev_out).items()}
-        diverged = np.asarray(state["diverged_step"]).reshape(K)
+        out = {k: to_host(v).reshape(Kp, S)[:K, :n] for k, v in dev_out.items()}
+        diverged = to_host(state["diverged_step"]).reshape(Kp)[:K]
         evals: list[float | None] = [None] * K
         extras: list[dict[str, Any]] = [{} for _ in range(K)]
         if group.is_eval(end):
-            evals = [float(x) for x in np.asarray(
-                fns.evaluate(state["params"], hyper, group.eval_batches)).reshape(K)]
+            evals = [float(x) for x in to_host(
+                fns.evaluate(state["params"], hyper, group.eval_batches)).reshape(Kp)[:K]]
             if singular_values:
                 from scalelaw.mup.diagnostics import top_singular_values
 
-                per_member = unstack(state["params"], K) if group.vmapped else [state["params"]]
-                extras = [{"top_sv": {k: np.asarray(v).tolist()
-                                      for k, v in top_singular_values(p).items()}}
+                per_member = _members(state["params"], K, group)
+                extras = [{"top_sv": {k: np.asarray(v).tolist() for k, v in
+                                      top_singular_values(jax.tree.map(to_host, p)).items()}}
                           for p in per_member]
         wall = time.perf_counter() - t0
         done = 0
@@ -165,7 +185,7 @@ def _run(members: list[Member], group: _Group, report: Callable[[int], None],
                 done += m.consume(step, {k: v[i] for k, v in out.items()}, int(diverged[i]),
                                   evals[i], wall, extras[i])
         if group.is_checkpoint(end):
-            per_member = unstack(state, K) if group.vmapped else [state]
+            per_member = _members(state, K, group)
             for m, s in zip(members, per_member, strict=True):
                 if m.result is None:
                     m.save(s, wall)
@@ -188,6 +208,7 @@ def train_group(
     steps_per_call: int | None = None,
     singular_values: bool = False,
     tracker: TrackerConfig | None = None,
+    mesh: MeshConfig | GroupMesh | None = None,
 ) -> list[MemberResult]:
     """Train one group of trials, each into its own directory; resume what was interrupted.
 
@@ -215,6 +236,10 @@ def train_group(
     tracker : TrackerConfig, optional
         Also send each trial's rows and summary to W&B or TensorBoard (process 0 only;
         a tracker's errors warn and never stop training: :mod:`scalelaw.train.trackers`).
+    mesh : MeshConfig or GroupMesh, optional
+        Devices for the group (:mod:`scalelaw.train.mesh`): members over ``members``,
+        the batch over ``data``. Default: automatic (one device on a CPU; every device
+        on accelerators). The numbers equal a single-device run's to float rounding.
 
     Returns
     -------
@@ -224,7 +249,12 @@ def train_group(
         (``ValueError``, :class:`scalelaw.ConfigError`) are raised before any training.
     """
     _check_group(trials, trial_dirs)
-    vmapped = resolve_mode(mode) == "vmap"
+    config = mesh if isinstance(mesh, MeshConfig) else None
+    vmapped = resolve_mode(mode, config) == "vmap"
+    gm = mesh if isinstance(mesh, GroupMesh) else group_mesh(
+        config, n_members=len(trials), batch_size=trials[0].train.batch_size, vmapped=vmapped)
+    if gm is not None and gm.members > 1 and not vmapped:
+        raise ValueError(f"mesh: {gm.members} devices on the members axis need mode vmap")
     members = [Member(t, d, make_tracker(tracker)) for t, d in zip(trials, trial_dirs,
                                                                    strict=True)]
     report = progress or (lambda k: None)
@@ -232,14 +262,16 @@ def train_group(
         m.check_dir()
         if m.result is not None:
             report(m.steps)
+    _check_agreement(members)
     todo = [m for m in members if m.result is None]
     if todo:
         enable_compilation_cache()
-        group = _Group(trials[0], vmapped, steps_per_call)
+        group = _Group(trials[0], vmapped, steps_per_call, gm)
         try:
             for m in todo:
-                m.prepare(group.fns)
+                m.prepare(group.fns, None if gm is None else gm.replicated)
                 report(m.steps if m.result is not None else m.start_step)
+            _check_agreement(members)
             todo = [m for m in todo if m.result is None]
             starts = sorted({m.start_step for m in todo})
             batches = ([[m for m in todo if m.start_step == s] for s in starts] if group.vmapped
@@ -258,6 +290,25 @@ def train_group(
             for m in members:
                 m.close()
     return [_result(m) for m in members]
+
+
+def _check_agreement(members: list[Member]) -> None:
+    """On several processes, refuse to train unless all found the same members finished
+    and the same checkpoints (else the processes would run different programs)."""
+    if process_count() == 1:
+        return
+    mine = np.array([-1 if m.result is not None else m.start_step for m in members])
+    if not np.array_equal(agree(mine), mine):
+        raise RuntimeError("trial_dirs: this process sees other trial files than process 0 "
+                           f"(start steps {mine.tolist()}); the sweep directory must be one "
+                           "that every host shares (a shared filesystem or a URL)")
+
+
+def _members(state: State, k: int, group: _Group) -> list[State]:
+    """The first ``k`` members' states (replicated over the mesh, if any)."""
+    if not group.vmapped:
+        return [state]
+    return unstack(state, k) if group.mesh is None else group.mesh.unstack(state, k)
 
 
 def _state(m: Member) -> State:

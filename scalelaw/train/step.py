@@ -63,6 +63,7 @@ from scalelaw.models.config import TransformerConfig
 from scalelaw.mup.optim import adamw
 from scalelaw.mup.rules import Parametrization
 from scalelaw.train.config import DEFAULT_DIVERGENCE, DivergenceRule
+from scalelaw.train.mesh import GroupMesh
 
 __all__ = ["HYPER_FIELDS", "WATCH_FIELDS", "State", "StepFns", "member_hyper", "stack",
            "step_fns", "unstack"]
@@ -129,6 +130,7 @@ def step_fns(
     grad_clip: float | None,
     vmapped: bool,
     divergence: DivergenceRule = DEFAULT_DIVERGENCE,
+    mesh: GroupMesh | None = None,
 ) -> StepFns:
     """Build (and cache per process) the jitted functions for one group shape.
 
@@ -143,18 +145,24 @@ def step_fns(
         ``True``: functions over a leading member axis (``jax.vmap`` of the same code).
     divergence : DivergenceRule
         When a member counts as diverged (the group's ``train.divergence``).
+    mesh : GroupMesh, optional
+        Shard over this mesh (:mod:`scalelaw.train.mesh`): the stacked member axis of
+        ``state``, ``hyper``, ``lrs`` and the outputs over ``members`` (vmap mode; in
+        sequential mode they are replicated), the batch axis of ``batches`` over ``data``.
+        ``init`` then returns a state replicated over the mesh.
     """
     if not isinstance(config, TransformerConfig):
         raise ValueError(f"model: training supports the transformer family, got {config!r}")
     # output_mult is member data: groups that differ only in it share one program
     p1 = dataclasses.replace(parametrization, output_mult=1.0)
-    return _step_fns(config, p1, grad_clip=grad_clip, vmapped=vmapped, divergence=divergence)
+    return _step_fns(config, p1, grad_clip=grad_clip, vmapped=vmapped, divergence=divergence,
+                     mesh=mesh)
 
 
 @functools.lru_cache(maxsize=16)
 def _step_fns(
     config: TransformerConfig, p1: Parametrization, *, grad_clip: float | None, vmapped: bool,
-    divergence: DivergenceRule,
+    divergence: DivergenceRule, mesh: GroupMesh | None,
 ) -> StepFns:
     max_loss = divergence.loss_cap(config.vocab)
     factor, patience = divergence.max_factor, divergence.patience
@@ -223,5 +231,27 @@ def _step_fns(
     if vmapped:
         chunk = jax.vmap(chunk, in_axes=(0, 0, 0, None, None))
         evaluate = jax.vmap(evaluate, in_axes=(0, 0, None))
-    return StepFns(init=jax.jit(init), chunk=jax.jit(chunk, donate_argnums=0),
-                   evaluate=jax.jit(evaluate))
+    if mesh is None:
+        return StepFns(init=jax.jit(init), chunk=jax.jit(chunk, donate_argnums=0),
+                       evaluate=jax.jit(evaluate))
+    return _sharded(mesh, init, chunk, evaluate, vmapped)
+
+
+def _sharded(mesh: GroupMesh, init: Callable[..., State], chunk: Callable[..., Any],
+             evaluate: Callable[..., jax.Array], vmapped: bool) -> StepFns:
+    """The jitted functions with their shardings on ``mesh`` (XLA adds the collectives)."""
+    rep, batch = mesh.replicated, mesh.batch
+    per = mesh.stacked if vmapped else rep  # member-axis values
+    sharded_chunk = jax.jit(chunk, donate_argnums=0, in_shardings=(per, per, per, batch, rep),
+                            out_shardings=(per, per))
+    sharded_eval = jax.jit(evaluate, in_shardings=(per, per, batch), out_shardings=per)
+    init_from_data = jax.jit(lambda data: init(jax.random.wrap_key_data(data)),
+                             in_shardings=rep, out_shardings=rep)
+
+    def sharded_init(key: jax.Array) -> State:
+        if isinstance(key, jax.core.Tracer):  # under jax.eval_shape: the layout only
+            return init(key)
+        # the key's bits as host data: every process passes the same value
+        return init_from_data(np.asarray(jax.random.key_data(key)))
+
+    return StepFns(init=sharded_init, chunk=sharded_chunk, evaluate=sharded_eval)

@@ -398,3 +398,22 @@ def test_yaml_float_spellings(tmp_path, text: str) -> None:
                     f"optimizer: {{lr: {text}}}\n")
     (trial,) = load_spec(path).trials()
     assert trial.optimizer.lr == 1e-3 and trial.train.tokens == 200000
+
+
+def test_mesh_block_is_typed_and_never_changes_trial_ids(tmp_path) -> None:
+    from scalelaw.sweep.spec import load_mesh
+    from scalelaw.train.mesh_config import MeshConfig
+
+    plain = load_spec(BASE)
+    assert plain.mesh.automatic
+    meshed = load_spec(spec_with(mesh={"members": 2, "data": 2}))
+    assert meshed.mesh == MeshConfig(members=2, data=2)
+    assert [t.trial_id for t in meshed.trials()] == [t.trial_id for t in plain.trials()]
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec_with(mesh={"members": 4})))
+    assert load_mesh(path) == MeshConfig(members=4)
+    with pytest.raises(ConfigError,
+                       match=r"^mesh\.data: must be a positive integer \(or null\), got 0$"):
+        load_spec(spec_with(mesh={"data": 0}))
+    with pytest.raises(ConfigError, match=r"^mesh\.hosts: unknown key"):
+        load_spec(spec_with(mesh={"hosts": 2}))
