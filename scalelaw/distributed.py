@@ -45,8 +45,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Launch", "agree", "barrier", "initialize", "is_writer", "launch_environment",
-           "process_count"]
+__all__ = ["Launch", "agree", "any_process", "barrier", "initialize", "is_writer",
+           "launch_environment", "process_count"]
 
 log = logging.getLogger(__name__)
 
@@ -180,3 +180,13 @@ def agree(value: Any) -> np.ndarray:
     from jax.experimental import multihost_utils
 
     return np.asarray(multihost_utils.broadcast_one_to_all(np.asarray(value)))
+
+
+def any_process(flag: bool) -> bool:
+    """True on every process when ``flag`` is true on any of them (a collective: every
+    process must call it at the same point; plain ``flag`` with one process)."""
+    if process_count() == 1:
+        return bool(flag)
+    from jax.experimental import multihost_utils
+
+    return bool(np.any(multihost_utils.process_allgather(np.asarray(flag, dtype=np.int32))))

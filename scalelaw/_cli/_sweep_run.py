@@ -5,6 +5,11 @@ point: the trainer reports progress between chunks of steps, after their metrics
 written, and the observer raises there. A second Ctrl-C interrupts at once (checkpoints
 and ``metrics.jsonl`` stay consistent on disk either way; the trainer resumes from the
 latest complete checkpoint). Exit status 130, with the command that resumes.
+
+On a multi-host slice every process installs the same handler, and at each safe point the
+processes agree (a collective) whether any of them was asked to stop, so a signal that
+reaches one host (SIGTERM on preemption, Ctrl-C in one terminal) stops all of them at the
+same chunk instead of leaving the others to JAX's heartbeat timeout.
 """
 
 from __future__ import annotations
@@ -43,6 +48,28 @@ class _Flag:
     def __init__(self) -> None:
         self.requested = False
 
+    def stop(self) -> bool:
+        """Whether to stop now: this process's flag, or any process's on a slice."""
+        from scalelaw.distributed import any_process
+
+        return any_process(self.requested)
+
+
+class StopObserver(RunObserver):
+    """Only the stop checks (at the same points as :class:`CliObserver`'s): the observer of
+    a slice's other processes, which show no progress."""
+
+    def __init__(self, flag: _Flag) -> None:
+        self.flag = flag
+
+    def group_started(self, group: Group, total: int, completed: int) -> None:
+        if self.flag.stop():
+            raise StopRequested
+
+    def advanced(self, group_id: str, steps: int) -> None:
+        if self.flag.stop():
+            raise StopRequested
+
 
 class CliObserver(RunObserver):
     """Rich progress: one bar for the sweep, one per group (member-steps, with ETA).
@@ -70,7 +97,7 @@ class CliObserver(RunObserver):
         self.overall = self.progress.add_task("sweep", total=total, completed=completed)
 
     def _check(self) -> None:
-        if self.flag.requested:
+        if self.flag.stop():
             raise StopRequested
 
     def group_started(self, group: Group, total: int, completed: int) -> None:
@@ -134,15 +161,17 @@ def run_sweep(store: SweepStore, executor: Executor, *, max_groups: int | None =
     from scalelaw.distributed import is_writer, process_count
     from scalelaw.sweep.runner import run_sweep as run
 
-    if not is_writer():  # another host's process: process 0 shows progress and the summary
-        return run(store, executor, max_groups=max_groups).exit_code
     console = make_console(stderr=True)
+    flag = _Flag()
+    if not is_writer():  # another host's process: process 0 shows progress and the summary
+        with _graceful_stop(flag, console):
+            return run(store, executor, max_groups=max_groups,
+                       observer=StopObserver(flag)).exit_code
     if process_count() > 1:
         import jax
 
         console.print(f"{jax.process_count()} processes (jax.distributed), "
                       f"{jax.device_count()} {jax.default_backend()} devices in all")
-    flag = _Flag()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("member-steps"), TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn())

@@ -131,6 +131,32 @@ def test_both_killed_mid_run_then_restarted_resume_to_the_same_numbers(spec, sin
     _assert_equal(_losses(out), single)
 
 
+@pytest.mark.slow
+def test_a_signal_on_one_host_stops_every_host_at_the_same_chunk(spec, single,
+                                                                 tmp_path) -> None:
+    """SIGTERM (a preemption notice) to process 1 alone: at the next chunk both processes
+    agree to stop, exit 130 at once (not at JAX's heartbeat timeout) with process 0's resume
+    line, and a restart finishes with the single-process numbers."""
+    out = tmp_path / "out"
+    procs = _start_pair(spec, out)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and all(p.poll() is None for p in procs) and not any(
+            p.name.isdigit() for p in out.glob("trials/*/ckpt/*")):
+        time.sleep(0.02)
+    procs[1].send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    took = time.monotonic() - signalled
+    assert [p.returncode for p in procs] == [130, 130], errs[1][-3000:]
+    assert took < 60, took  # JAX's own heartbeat timeout would take minutes
+    assert "interrupted: finished trials and checkpoints are saved" in errs[0]
+    assert "Traceback" not in errs[0] + errs[1]
+    assert len(list(out.glob("trials/*/summary.json"))) < 2  # stopped mid-run
+    assert not (out / "run.lock").exists()
+    _wait(_start_pair(spec, out))
+    _assert_equal(_losses(out), single)
+
+
 @pytest.fixture
 def s3(monkeypatch):  # noqa: ANN201
     """A moto S3 server on localhost and a fresh bucket: ``(s3://bucket, env)``."""
