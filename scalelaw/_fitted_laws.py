@@ -225,7 +225,10 @@ def allocate(loss_fit: FitResult | None, compute: float,
         n, d = float(opt["N_opt"][0]), float(opt["D_opt"][0])
         return n, d, {}, [f"N and D: the compute-optimal allocation of C = {compute:.3g} FLOPs "
                           f"(C = 6ND) by the published epoch law, {fit.source}; give your "
-                          "loss fit in laws= to use yours"]
+                          "loss fit in laws= to use yours",
+                          "N here counts all parameters (Chinchilla's convention) and is passed "
+                          "as it is to the LR and batch laws, which may expect non-embedding N "
+                          "(each law's convention: scalelaw.published)"]
     try:
         opt = compute_optimal(loss_fit, compute)
     except KeyError as err:

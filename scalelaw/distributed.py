@@ -105,8 +105,11 @@ def launch_environment(*, coordinator: str | None = None, num_processes: int | N
             raise ValueError(f"process_id: must be in 0..{num_processes - 1}, got {process_id}")
         return Launch("flags", num_processes, process_id, coordinator)
     env = os.environ if environ is None else environ
-    tasks = _int(env, "SLURM_NTASKS")
-    if "SLURM_JOB_ID" in env and tasks is not None and tasks > 1:
+    # An srun step, not the shell of an sbatch/salloc allocation (which has SLURM_NTASKS
+    # too but runs one process): JAX's own SLURM detection needs the step's node list.
+    tasks = _int(env, "SLURM_STEP_NUM_TASKS") or _int(env, "SLURM_NTASKS")
+    if "SLURM_JOB_ID" in env and "SLURM_STEP_NODELIST" in env and tasks is not None \
+            and tasks > 1:
         return Launch("slurm", tasks, _int(env, "SLURM_PROCID"))
     hosts = [h for h in env.get("TPU_WORKER_HOSTNAMES", "").split(",") if h.strip()]
     if len(hosts) > 1:

@@ -59,6 +59,7 @@ class Progress:
         self._view: Any = None
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
+        self._closed = False  # set by __exit__: a timer firing late shows nothing
         self._t0 = time.monotonic()
 
     def __enter__(self) -> Progress:
@@ -86,6 +87,7 @@ class Progress:
         if self._timer is not None:
             self._timer.cancel()
         with self._lock:
+            self._closed = True
             if self._view is not None:
                 self._view.close(self.done if exc[0] is None else None, self.total,
                                  time.monotonic() - self._t0)
@@ -93,7 +95,7 @@ class Progress:
 
     def _start(self) -> None:
         with self._lock:
-            if self._view is None:
+            if self._view is None and not self._closed:
                 self._view = make_view(self.stage)
                 self.shown = self._view is not None
                 if self._view is not None:

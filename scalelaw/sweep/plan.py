@@ -235,7 +235,7 @@ def present_devices() -> dict[str, Any]:
     from scalelaw.distributed import launch_environment
 
     env = launch_environment()
-    hosts = max(jax.process_count(), env.num_processes if env else 1)
+    hosts = max(jax.process_count(), (env.num_processes or 1) if env else 1)  # TPU VM: None
     devices = jax.device_count()
     if hosts > jax.process_count():  # not yet initialised: the same devices on each host
         devices = jax.local_device_count() * hosts

@@ -54,6 +54,7 @@ from typing import Any
 import yaml
 
 from scalelaw.errors import ConfigError
+from scalelaw.storage import Location, as_location
 from scalelaw.sweep._fields import SECTIONS, check_section, config_error
 from scalelaw.sweep.branches import parse_branches, with_branches
 from scalelaw.sweep.executor_config import ExecutorConfig, parse_executor
@@ -193,25 +194,26 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any]) -> SweepSpec:
                      executor, tracker, mesh)
 
 
-def load_executor(path: str | os.PathLike[str]) -> ExecutorConfig:
+def load_executor(path: str | os.PathLike[str] | Location) -> ExecutorConfig:
     """The ``executor:`` block of a spec file alone (its trials are not expanded).
 
-    Used to resume a sweep directory with the executor its spec copy names.
+    Used to resume a sweep directory with the executor its spec copy names; ``path`` may
+    be a URL (the spec copy of a sweep directory on object storage).
     """
-    data = _read_yaml(Path(path))
+    data = _read_yaml(as_location(path, "spec"))
     block = data.get("executor") if isinstance(data, Mapping) else None
     return parse_executor(block)
 
 
-def load_tracker(path: str | os.PathLike[str]) -> TrackerConfig | None:
+def load_tracker(path: str | os.PathLike[str] | Location) -> TrackerConfig | None:
     """The ``tracker:`` block of a spec file alone (None if it has none); see load_executor."""
-    data = _read_yaml(Path(path))
+    data = _read_yaml(as_location(path, "spec"))
     return parse_tracker(data.get("tracker") if isinstance(data, Mapping) else None)
 
 
-def load_mesh(path: str | os.PathLike[str]) -> MeshConfig:
+def load_mesh(path: str | os.PathLike[str] | Location) -> MeshConfig:
     """The ``mesh:`` block of a spec file alone (to resume a sweep directory with it)."""
-    data = _read_yaml(Path(path))
+    data = _read_yaml(as_location(path, "spec"))
     return parse_mesh(data.get("mesh") if isinstance(data, Mapping) else None)
 
 
@@ -259,7 +261,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_yaml(path: Path | Location) -> Any:
     if path.is_dir():
         raise config_error(str(path), "is a directory; give a sweep spec .yaml file")
     if not path.exists():

@@ -110,3 +110,10 @@ def test_recommendation_views() -> None:
     assert html.startswith("<table><caption>Recommendation for N = ") and "peak lr" in html
     with pytest.raises(KeyError, match="lr: no interval"):
         rec.interval("lr")
+
+
+def test_published_allocation_says_its_n_convention_reaches_the_hparams_law() -> None:
+    import scalelaw
+
+    notes = scalelaw.recommend(compute=1e21).notes
+    assert any("counts all parameters" in n and "non-embedding" in n for n in notes), notes
