@@ -176,6 +176,11 @@ def run_cmd(
     connect = getattr(chosen, "connect", None)
     if connect is not None:
         connect()
+    if config.kind != "ray":  # a mesh that cannot be laid out here: refused before writing
+        from scalelaw.train.loop import check_mesh
+
+        groups = loaded.groups() if store is None else store.groups()
+        check_mesh([g.trials for g in groups], mode=mode, mesh=mesh)
     if store is None:
         store = SweepStore.prepare(out, loaded, extend=extend)
     raise typer.Exit(run_sweep(store, chosen, max_groups=max_groups, json_out=json_out))

@@ -53,11 +53,12 @@ from scalelaw.distributed import agree, process_count
 from scalelaw.storage import Location
 from scalelaw.train._member import Member, MemberResult
 from scalelaw.train.config import MODES, TrialLike
-from scalelaw.train.mesh import GroupMesh, MeshConfig, group_mesh, to_host
+from scalelaw.train.mesh import GroupMesh, MeshConfig, group_mesh, plan_mesh, to_host
 from scalelaw.train.step import State, StepFns, stack, step_fns, unstack
 from scalelaw.train.trackers import TrackerConfig, make_tracker
 
-__all__ = ["DEFAULT_STEPS_PER_CALL", "MODES", "MemberResult", "resolve_mode", "train_group"]
+__all__ = ["DEFAULT_STEPS_PER_CALL", "MODES", "MemberResult", "check_mesh", "resolve_mode",
+           "train_group"]
 
 DEFAULT_STEPS_PER_CALL = 10
 """Optimizer steps per call of the compiled chunk (one ``lax.scan``), by default."""
@@ -74,6 +75,30 @@ def resolve_mode(mode: str, mesh: MeshConfig | None = None) -> str:
         one_cpu = jax.default_backend() == "cpu" and jax.process_count() == 1
         return "sequential" if one_cpu else "vmap"
     return mode
+
+
+def check_mesh(groups: Sequence[Sequence[TrialLike]], *, mode: str = "auto",
+               mesh: MeshConfig | None = None) -> None:
+    """Raise the ``ValueError`` that :func:`train_group` would raise for the first group
+    whose mesh cannot be laid out on the devices present (too few devices, a batch that
+    the ``data`` axis does not divide, members sharded in sequential mode), so that a run
+    can refuse before it writes anything. ``groups`` holds each group's trials.
+
+    >>> from scalelaw.sweep import load_spec
+    >>> spec = load_spec({"name": "m", "train": {"tokens": 4096, "batch_size": 4},
+    ...                   "mesh": {"members": 64}})
+    >>> check_mesh([g.trials for g in spec.groups()], mesh=spec.mesh)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: mesh: members 64 x data 1 = 64 devices, but ... are present
+    """
+    config = None if mesh is None or mesh.automatic else mesh
+    vmapped = resolve_mode(mode, config) == "vmap"
+    for trials in groups:
+        members, _ = plan_mesh(config, n_members=len(trials),
+                               batch_size=trials[0].train.batch_size, vmapped=vmapped)
+        if members > 1 and not vmapped:
+            raise ValueError(f"mesh: {members} devices on the members axis need mode vmap")
 
 
 def _check_group(trials: Sequence[TrialLike], trial_dirs: Sequence[Any]) -> None:

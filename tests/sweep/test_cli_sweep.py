@@ -156,6 +156,7 @@ def test_ctrl_c_stops_cleanly_with_exit_130(tmp_path, spec_path, monkeypatch, ca
 def cases(tmp_path, spec_path) -> dict[str, tuple[list[str], str]]:
     bad = write_spec(tmp_path / "bad.yaml", model={**TINY["model"], "width": 33})
     other = write_spec(tmp_path / "other.yaml", sweep={"optimizer.lr": [1e-3]})
+    meshed = write_spec(tmp_path / "meshed.yaml", mesh={"members": 1024})
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("")
     (tmp_path / "afile").write_text("")
@@ -178,12 +179,13 @@ def cases(tmp_path, spec_path) -> dict[str, tuple[list[str], str]]:
         "collect bad out": (["sweep", "collect", str(sweep), "--out",
                              str(tmp_path / "no" / "r.parquet")], "does not exist"),
         "max-groups 0": (["sweep", "run", s, "--out", o, "--max-groups", "0"], "max-groups"),
+        "mesh too big": (["sweep", "run", str(meshed), "--out", o], "mesh: members 1024"),
     }
 
 
 CASES = ["missing spec", "malformed spec", "spec is a directory", "bad mode", "out is a file",
          "out not a sweep", "different spec", "resume non-sweep", "status non-sweep",
-         "collect non-sweep", "collect bad out", "max-groups 0"]
+         "collect non-sweep", "collect bad out", "max-groups 0", "mesh too big"]
 
 
 @pytest.mark.parametrize("case", CASES)
