@@ -49,7 +49,7 @@ import numpy as np
 
 from scalelaw.cache import enable_compilation_cache
 from scalelaw.corpus import load_corpus
-from scalelaw.distributed import agree, process_count
+from scalelaw.distributed import agree, any_process, process_count
 from scalelaw.storage import Location
 from scalelaw.train._member import Member, MemberResult
 from scalelaw.train.config import MODES, TrialLike
@@ -264,7 +264,8 @@ def train_group(
     mesh : MeshConfig or GroupMesh, optional
         Devices for the group (:mod:`scalelaw.train.mesh`): members over ``members``,
         the batch over ``data``. Default: automatic (one device on a CPU; every device
-        on accelerators). The numbers equal a single-device run's to float rounding.
+        on accelerators). The numbers equal a single-device run's to float rounding (the
+        reduction order changes), which unstable training (a loss that jumps) amplifies.
 
     Returns
     -------
@@ -285,9 +286,10 @@ def train_group(
     report = progress or (lambda k: None)
     for m in members:
         m.check_dir()
+    _check_agreement(members)  # before any report: the observer's stop check is a collective
+    for m in members:
         if m.result is not None:
             report(m.steps)
-    _check_agreement(members)
     todo = [m for m in members if m.result is None]
     if todo:
         enable_compilation_cache()
@@ -295,8 +297,9 @@ def train_group(
         try:
             for m in todo:
                 m.prepare(group.fns, None if gm is None else gm.replicated)
-                report(m.steps if m.result is not None else m.start_step)
             _check_agreement(members)
+            for m in todo:
+                report(m.steps if m.result is not None else m.start_step)
             todo = [m for m in todo if m.result is None]
             starts = sorted({m.start_step for m in todo})
             batches = ([[m for m in todo if m.start_step == s] for s in starts] if group.vmapped
@@ -319,11 +322,12 @@ def train_group(
 
 def _check_agreement(members: list[Member]) -> None:
     """On several processes, refuse to train unless all found the same members finished
-    and the same checkpoints (else the processes would run different programs)."""
+    and the same checkpoints (else the processes would run different programs). Every
+    process raises when any of them differs, so none is left waiting in a collective."""
     if process_count() == 1:
         return
     mine = np.array([-1 if m.result is not None else m.start_step for m in members])
-    if not np.array_equal(agree(mine), mine):
+    if any_process(not np.array_equal(agree(mine), mine)):  # every process raises
         raise RuntimeError("trial_dirs: this process sees other trial files than process 0 "
                            f"(start steps {mine.tolist()}); the sweep directory must be one "
                            "that every host shares (a shared filesystem or a URL)")

@@ -93,11 +93,14 @@ def plan_mesh(config: MeshConfig | None, *, n_members: int, batch_size: int, vma
     if config.automatic:
         if backend == "cpu" and processes == 1:
             return 1, 1
-        if not vmapped:
-            if batch_size % n:
+        if not vmapped:  # members one after another: the batch over as many as divide it
+            if batch_size % n == 0:
+                return 1, n
+            if processes > 1:
                 raise ValueError(f"mesh: batch size {batch_size} is not divisible by the {n} "
-                                 f"devices; set mesh.members and mesh.data")
-            return 1, n
+                                 f"devices of the {processes} processes; run the members "
+                                 f"vmapped (mode auto or vmap) or choose such a batch size")
+            return 1, max(k for k in range(1, n + 1) if batch_size % k == 0)
         # least padded work per device, then the most devices on members (no all-reduce)
         fits = [m for m in range(1, n + 1) if n % m == 0 and batch_size % (n // m) == 0]
         m = min(fits, key=lambda m: (-(-n_members // m) * m, -m))

@@ -35,6 +35,7 @@ def test_mesh_section_is_validated() -> None:
     (MeshConfig(), 10, 256, True, 16, "tpu", (2, 8)),      # no padding: 10 = 2 x 5
     (MeshConfig(), 3, 8, True, 8, "gpu", (1, 8)),          # 3 pads to 4 on 2+ members
     (MeshConfig(), 3, 8, False, 4, "gpu", (1, 4)),         # sequential: data parallel
+    (MeshConfig(), 3, 12, False, 8, "gpu", (1, 6)),        # ... over the most that divide B
     (MeshConfig(members=2), 5, 8, True, 4, "cpu", (2, 1)),  # a missing size is 1
     (MeshConfig(members=2, data=2), 3, 8, True, 4, "cpu", (2, 2)),
 ])
@@ -53,6 +54,13 @@ def test_plan_mesh_refuses(config, vmapped, processes, message) -> None:
     with pytest.raises(ValueError, match=message):
         plan_mesh(config, n_members=4, batch_size=8, vmapped=vmapped, n_devices=4,
                   backend="cpu", processes=processes)
+
+
+def test_sequential_batch_that_no_slice_divides_is_refused_with_a_way_out() -> None:
+    with pytest.raises(ValueError, match=r"^mesh: batch size 6 .* 8 devices of the 2 processes; "
+                                         r"run the members vmapped"):
+        plan_mesh(MeshConfig(), n_members=3, batch_size=6, vmapped=False, n_devices=8,
+                  backend="gpu", processes=2)
 
 
 def _close(a: list, b: list, rel: float = 1e-5) -> bool:
