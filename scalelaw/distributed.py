@@ -25,9 +25,12 @@ Examples
 --------
 >>> launch_environment(environ={}) is None
 True
->>> launch_environment(environ={"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4",
-...                             "SLURM_PROCID": "2"})
+>>> srun_step = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4", "SLURM_PROCID": "2",
+...              "SLURM_STEP_NODELIST": "node[1-2]"}
+>>> launch_environment(environ=srun_step)
 Launch(source='slurm', num_processes=4, process_id=2, coordinator=None)
+>>> launch_environment(environ={"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}) is None  # sbatch
+True
 >>> launch_environment(coordinator="10.0.0.1:1234", num_processes=2, process_id=0,
 ...                    environ={}).source
 'flags'
