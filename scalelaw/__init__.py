@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 
 from scalelaw._lazy import lazy_exports
 from scalelaw.errors import ConfigError, FieldError
-from scalelaw.recommend import Recommendation, recommend
+from scalelaw.recommend import recommend
+from scalelaw.recommendation import Recommendation
 
 try:  # the version lives in pyproject.toml only
     __version__ = version("scalelaw")

@@ -20,7 +20,7 @@ from typing import Any
 from scalelaw._fitted_laws import check_positive
 from scalelaw.errors import ConfigError
 from scalelaw.fit.result import FitResult
-from scalelaw.recommend import Recommendation
+from scalelaw.recommendation import Recommendation
 
 __all__ = ["SweepRecommendation", "recommend_from_sweep"]
 

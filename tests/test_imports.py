@@ -162,7 +162,7 @@ LAYERS = [
     (("scalelaw.mup", "scalelaw.schedules"),
      ("scalelaw.models", "scalelaw.train", "scalelaw.sweep", "scalelaw.fit",
       "scalelaw.recommend", "scalelaw.published", "scalelaw.cli", "scalelaw._cli")),
-    (("scalelaw.fit", "scalelaw.recommend", "scalelaw.published"),
+    (("scalelaw.fit", "scalelaw.recommend", "scalelaw.recommendation", "scalelaw.published"),
      ("scalelaw.models", "scalelaw.train", "scalelaw.sweep", "scalelaw.mup.diagnostics",
       "scalelaw.cli", "scalelaw._cli")),
     (("scalelaw.models",), ("scalelaw.train", "scalelaw.sweep", "scalelaw.fit")),
