@@ -7,7 +7,6 @@ import math
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,17 +38,6 @@ def fake(monkeypatch) -> FakeTrainer:
 @pytest.fixture
 def spec_path(tmp_path) -> Path:
     return write_spec(tmp_path / "tiny.yaml")
-
-
-@pytest.fixture
-def peak_cache(tmp_path, monkeypatch) -> float:
-    """A cached matmul peak of 100 GFLOP/s, so `plan` measures nothing."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    (tmp_path / "cache" / "scalelaw").mkdir(parents=True)
-    key = f"{socket.gethostname()}-{os.cpu_count()}"
-    (tmp_path / "cache" / "scalelaw" / "matmul_peak.json").write_text(
-        json.dumps({key: {"flops": 100e9, "backend": "cpu", "device": "cpu", "n": 1024}}))
-    return 100e9
 
 
 # ----------------------------------------------------------------------------- plan

@@ -6,10 +6,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from _fake import TINY, FakeTrainer, write_spec
@@ -193,17 +191,6 @@ def test_importing_scalelaw_does_not_import_ray():
 
 
 # ----------------------------------------------------------------------------- plan
-@pytest.fixture
-def peak_cache(tmp_path, monkeypatch) -> None:
-    """A cached matmul peak, so `plan` measures nothing."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    folder = Path(tmp_path / "cache" / "scalelaw")
-    folder.mkdir(parents=True)
-    key = f"{socket.gethostname()}-{os.cpu_count()}"
-    (folder / "matmul_peak.json").write_text(
-        json.dumps({key: {"flops": 100e9, "backend": "cpu", "device": "cpu", "n": 1024}}))
-
-
 def test_plan_reports_the_executor(tmp_path, peak_cache, capsys):
     code, out, _ = run(["sweep", "plan", str(write_spec(tmp_path / "a.yaml"))], capsys)
     assert code == 0

@@ -61,6 +61,14 @@ def _wait(procs: list[subprocess.Popen], timeout: float = 600) -> list[str]:
     return errs
 
 
+def _until_a_checkpoint(procs: list[subprocess.Popen], out: Path) -> None:
+    """Wait until a member's first checkpoint is on disk (or a process ended)."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and all(p.poll() is None for p in procs) and not any(
+            p.name.isdigit() for p in out.glob("trials/*/ckpt/*")):
+        time.sleep(0.02)
+
+
 def _losses(out: Path) -> dict[str, list[tuple]]:
     rows = {}
     for folder in sorted((out / "trials").iterdir()):
@@ -114,10 +122,7 @@ def test_both_killed_mid_run_then_restarted_resume_to_the_same_numbers(spec, sin
                                                                       tmp_path) -> None:
     out = tmp_path / "out"
     procs = _start_pair(spec, out)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and all(p.poll() is None for p in procs) and not any(
-            p.name.isdigit() for p in out.glob("trials/*/ckpt/*")):
-        time.sleep(0.02)
+    _until_a_checkpoint(procs, out)
     for p in procs:
         p.send_signal(signal.SIGKILL)
         p.communicate()
@@ -139,10 +144,7 @@ def test_a_signal_on_one_host_stops_every_host_at_the_same_chunk(spec, single,
     line, and a restart finishes with the single-process numbers."""
     out = tmp_path / "out"
     procs = _start_pair(spec, out)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and all(p.poll() is None for p in procs) and not any(
-            p.name.isdigit() for p in out.glob("trials/*/ckpt/*")):
-        time.sleep(0.02)
+    _until_a_checkpoint(procs, out)
     procs[1].send_signal(signal.SIGTERM)
     signalled = time.monotonic()
     errs = [p.communicate(timeout=300)[1] for p in procs]

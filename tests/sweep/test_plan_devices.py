@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 
 import pytest
 from _fake import write_spec
@@ -17,16 +15,6 @@ SPEC = {"name": "p", "train": {"tokens": 8192, "batch_size": 4, "eval_every": 8,
                                "eval_tokens": 256},
         "model": {"width": 32, "head_dim": 16, "context": 32},
         "sweep": {"optimizer.lr": [1e-3, 2e-3, 4e-3]}}
-
-
-@pytest.fixture
-def peak_cache(tmp_path, monkeypatch) -> None:
-    """A cached matmul peak, so `plan` measures nothing."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    (tmp_path / "cache" / "scalelaw").mkdir(parents=True)
-    key = f"{socket.gethostname()}-{os.cpu_count()}"
-    (tmp_path / "cache" / "scalelaw" / "matmul_peak.json").write_text(
-        json.dumps({key: {"flops": 100e9, "backend": "cpu", "device": "cpu", "n": 1024}}))
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:  # noqa: ANN001
