@@ -38,6 +38,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from _table import print_table  # benchmarks/_table.py (this script's folder)
 
 from scalelaw.models.config import TransformerConfig
 from scalelaw.mup.rules import Parametrization
@@ -164,13 +165,10 @@ def main(argv: list[str] | None = None) -> None:
 
     head = ["K", "vmapped member-steps/s", "vmapped on", "sequential member-steps/s",
             "ratio vmap/seq"]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     print(f"\nwidth {args.width}, depth {args.depth}, head_dim {args.head_dim}, context "
           f"{args.context}, batch {args.batch}, {args.steps_per_call} steps per call, median "
           f"of {args.repeats} rounds; muP base width {BASE_WIDTH}, AdamW, clip {GRAD_CLIP}")
-    print("  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)))
-    for line in rows:
-        print("  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)))
+    print_table(head, rows)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -43,6 +43,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _table import print_table  # benchmarks/_table.py (this script's folder)
 
 from scalelaw.models import flops_per_token
 from scalelaw.models import transformer as tf
@@ -312,13 +313,10 @@ def main(argv: list[str] | None = None) -> None:
             line += [_fmt(comp.tokens_per_s, ",.0f"),
                      _fmt(ours.tokens_per_s / comp.tokens_per_s, ".2f")]
         lines.append(line)
-    widths = [max(len(h), *(len(r[i]) for r in lines)) for i, h in enumerate(head)]
     print(f"\ndepth {args.depth}, head_dim {args.head_dim}, context {args.context}, "
           f"batch {args.batch}, {args.steps_per_call} steps per call, median of "
           f"{args.repeats} calls; muP base width {BASE_WIDTH}, AdamW, clip {GRAD_CLIP}")
-    print("  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)))
-    for line in lines:
-        print("  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)))
+    print_table(head, lines)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
